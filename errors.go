@@ -1,0 +1,28 @@
+package postflight
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrNotFound: no such message for that account (or it is past retention).
+	ErrNotFound = errors.New("not found")
+	// ErrDeleted: the message was deleted; its tombstone blocks every later event.
+	ErrDeleted = errors.New("deleted")
+	// ErrPreconditionFailed: an If-Match ETag no longer matches the record.
+	ErrPreconditionFailed = errors.New("precondition failed")
+)
+
+// FieldError says which field of an event or request is invalid and why. It
+// is the reason carried to the dead-letter topic and to problem+json bodies.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("%s: %s", e.Field, e.Reason) }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
