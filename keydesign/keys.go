@@ -95,3 +95,19 @@ func ParseIndexSK(sk string) (time.Time, string, error) {
 	}
 	return time.UnixMilli(ms).UTC(), sk[msDigits:], nil
 }
+
+// Before returns the largest string that sorts strictly before bound among
+// index sort keys: every key k with k < bound satisfies k <= Before(bound),
+// and every key k >= bound sorts after it. bound may be a full key or a
+// millisecond prefix (IndexSKBound). DynamoDB key conditions allow one
+// comparison on the sort key, so a half-open range [lo, hi) is queried as
+// BETWEEN lo AND Before(hi). The trick: decrement the last byte and append
+// '~', which sorts after every character a key contains.
+func Before(bound string) string {
+	if bound == "" {
+		return ""
+	}
+	b := []byte(bound)
+	b[len(b)-1]--
+	return string(append(b, '~'))
+}

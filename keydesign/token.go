@@ -17,7 +17,8 @@ import (
 type Cursor struct {
 	Fingerprint uint64    // of the account and query; a token for another query is refused
 	After       string    // the last index sort key returned
-	Issued      time.Time // tokens expire after a maximum age
+	Issued      time.Time // millisecond precision; tokens expire after a maximum age, and
+	// a list's default range is resolved against it so every page agrees
 }
 
 // Errors from DecodeToken. All mean "400: bad page_token".
@@ -70,7 +71,7 @@ func EncodeToken(key []byte, c Cursor) (string, error) {
 	if _, err := hex.Decode(b[18:34], []byte(sid[2:])); err != nil {
 		return "", ErrBadIndexSK
 	}
-	binary.BigEndian.PutUint64(b[34:], uint64(c.Issued.Unix()))
+	binary.BigEndian.PutUint64(b[34:], uint64(c.Issued.UnixMilli()))
 	b = append(b, mac(key, b)...)
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
@@ -91,7 +92,7 @@ func DecodeToken(key []byte, s string, fp uint64, now time.Time, maxAge time.Dur
 	if binary.BigEndian.Uint64(b[1:]) != fp {
 		return Cursor{}, ErrTokenMismatch
 	}
-	issued := time.Unix(int64(binary.BigEndian.Uint64(b[34:])), 0)
+	issued := time.UnixMilli(int64(binary.BigEndian.Uint64(b[34:]))).UTC()
 	if now.Sub(issued) > maxAge || issued.After(now.Add(time.Minute)) {
 		return Cursor{}, ErrTokenExpired
 	}

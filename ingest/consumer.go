@@ -1,0 +1,140 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/cenkalti/backoff/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// handler is the sarama.ConsumerGroupHandler of one Service.
+type handler struct{ s *Service }
+
+var _ sarama.ConsumerGroupHandler = handler{}
+
+func (h handler) Setup(sess sarama.ConsumerGroupSession) error {
+	h.s.log.Info("partitions assigned", "claims", sess.Claims(), "generation", sess.GenerationID())
+	return nil
+}
+
+// Cleanup runs after every ConsumeClaim returned (they drained): commit what
+// they marked before the partitions go to another member.
+func (h handler) Cleanup(sess sarama.ConsumerGroupSession) error {
+	sess.Commit()
+	h.s.log.Info("partitions released", "generation", sess.GenerationID())
+	return nil
+}
+
+// ConsumeClaim owns one partition's goroutine. It reads records until the
+// claim ends (rebalance or shutdown), then stops reading, waits up to
+// DrainTimeout for its records to be written, and returns; Cleanup commits.
+func (h handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	s := h.s
+	ctx := sess.Context()
+	topic, part := claim.Topic(), claim.Partition()
+	tr := newTracker(func(next int64) { sess.MarkOffset(topic, part, next, "") })
+	defer h.drain(tr, topic, part)
+	for {
+		select {
+		case rec, ok := <-claim.Messages():
+			if !ok {
+				return nil
+			}
+			s.lag.Store(claimKey{topic, part}, claim.HighWaterMarkOffset()-rec.Offset-1)
+			if err := s.consume(ctx, tr, rec); err != nil {
+				return nil // the session ended while we waited: the record will be read again
+			}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+func (h handler) drain(tr *tracker, topic string, part int32) {
+	s := h.s
+	t := time.NewTimer(s.cfg.DrainTimeout)
+	defer t.Stop()
+	select {
+	case <-tr.drained():
+	case <-t.C:
+		s.log.Warn("drain deadline passed; unfinished records will be read again by the next owner",
+			"topic", topic, "partition", part, "pending", tr.pending())
+	}
+	s.lag.Delete(claimKey{topic, part})
+}
+
+type claimKey struct {
+	topic string
+	part  int32
+}
+
+// consume takes one record through decode and decide into the batcher. It
+// returns an error only when ctx ended before the record was handed on.
+func (s *Service) consume(ctx context.Context, tr *tracker, rec *sarama.ConsumerMessage) error {
+	tk := ticket{t: tr, offset: rec.Offset, rec: rec}
+	if parent, ok := traceParent(ctx, rec); ok {
+		_, tk.span = s.tracer.Start(parent, "postflight.ingest", trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(attribute.String("messaging.source", rec.Topic), attribute.Int64("messaging.kafka.offset", rec.Offset)))
+	}
+	tr.add(rec.Offset)
+	ev, err := s.dec.Decode(ctx, rec.Value)
+	if err != nil {
+		var de *DecodeError
+		if !errors.As(err, &de) {
+			// The schema registry is unreachable: not the event's fault.
+			// Wait for it rather than dead-letter a good event.
+			bo := backoff.NewExponentialBackOff()
+			for err != nil && !errors.As(err, &de) {
+				s.log.Warn("decode waits for the schema registry", "err", err)
+				if !sleep(ctx, bo.NextBackOff()) {
+					return ctx.Err()
+				}
+				ev, err = s.dec.Decode(ctx, rec.Value)
+			}
+		}
+		if de != nil {
+			s.m.records.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "dead_letter"), attribute.String("stage", de.Stage)))
+			s.dlq.send(ctx, tk, de.Error())
+			return nil
+		}
+	}
+	if decide(&ev) == skipNonFinal {
+		s.m.records.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "non_final")))
+		tk.finish()
+		return nil
+	}
+	s.m.records.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "final")))
+	m := ev.Message()
+	it := &item{msg: &m, key: key(&m), size: approxSize(rec), tickets: []ticket{tk}, added: time.Now()}
+	return s.batcher.add(ctx, it)
+}
+
+// approxSize is what a pending record costs in memory: its raw bytes (kept
+// for the dead-letter topic) and the decoded message, roughly twice as much.
+func approxSize(rec *sarama.ConsumerMessage) int {
+	return 3*(len(rec.Key)+len(rec.Value)) + 512
+}
+
+// traceParent continues the W3C trace context of a record's traceparent
+// header, if it has one.
+func traceParent(ctx context.Context, rec *sarama.ConsumerMessage) (context.Context, bool) {
+	for _, h := range rec.Headers {
+		if h != nil && string(h.Key) == "traceparent" {
+			carrier := propagation.MapCarrier{"traceparent": string(h.Value)}
+			for _, t := range rec.Headers {
+				if t != nil && string(t.Key) == "tracestate" {
+					carrier["tracestate"] = string(t.Value)
+				}
+			}
+			pctx := propagation.TraceContext{}.Extract(ctx, carrier)
+			return pctx, trace.SpanContextFromContext(pctx).IsValid()
+		}
+	}
+	return ctx, false
+}

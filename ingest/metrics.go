@@ -1,0 +1,62 @@
+package ingest
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+type metrics struct {
+	records     metric.Int64Counter // by result: final, non_final, dead_letter
+	outcomes    metric.Int64Counter // records settled, by write outcome
+	retries     metric.Int64Counter // by cause
+	deadLetters metric.Int64Counter
+}
+
+func newMetrics(m metric.Meter, s *Service) (metrics, error) {
+	var x metrics
+	var err error
+	if x.records, err = m.Int64Counter("postflight.ingest.records", metric.WithDescription("Kafka records read, by result.")); err != nil {
+		return x, err
+	}
+	if x.outcomes, err = m.Int64Counter("postflight.ingest.outcomes", metric.WithDescription("Final events settled, by write outcome.")); err != nil {
+		return x, err
+	}
+	if x.retries, err = m.Int64Counter("postflight.ingest.retries", metric.WithDescription("Messages retried, by cause.")); err != nil {
+		return x, err
+	}
+	if x.deadLetters, err = m.Int64Counter("postflight.ingest.dead_letters", metric.WithDescription("Records written to the dead-letter topic.")); err != nil {
+		return x, err
+	}
+	pending, err := m.Int64ObservableGauge("postflight.ingest.pending.bytes", metric.WithDescription("Bytes of records pending or in flight (bounded by max pending)."))
+	if err != nil {
+		return x, err
+	}
+	limit, err := m.Float64ObservableGauge("postflight.ingest.concurrency.limit", metric.WithDescription("AIMD limit on concurrent write requests."))
+	if err != nil {
+		return x, err
+	}
+	breaker, err := m.Int64ObservableGauge("postflight.ingest.breaker.state", metric.WithDescription("DynamoDB circuit breaker: 0 closed, 1 half-open, 2 open."))
+	if err != nil {
+		return x, err
+	}
+	lag, err := m.Int64ObservableGauge("postflight.ingest.lag", metric.WithDescription("Records behind the high-water mark, by partition."))
+	if err != nil {
+		return x, err
+	}
+	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		_, _, bytes := s.batcher.stats()
+		o.ObserveInt64(pending, int64(bytes))
+		l, _ := s.limit.current()
+		o.ObserveFloat64(limit, l)
+		o.ObserveInt64(breaker, int64(s.breaker.State()))
+		s.lag.Range(func(k, v any) bool {
+			ck := k.(claimKey)
+			o.ObserveInt64(lag, v.(int64), metric.WithAttributes(attribute.String("topic", ck.topic), attribute.Int("partition", int(ck.part))))
+			return true
+		})
+		return nil
+	}, pending, limit, breaker, lag)
+	return x, err
+}

@@ -1,0 +1,172 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/postflight/postflight"
+)
+
+// Writer is what ingest needs of the store: write up to 25 distinct messages
+// and say what became of each (res[i] for msgs[i]). store.Store satisfies it.
+type Writer interface {
+	WriteBatch(ctx context.Context, msgs []*postflight.Message, res []postflight.WriteResult)
+}
+
+// errUnavailable tells the breaker that a batch met 5xx or network errors.
+var errUnavailable = errors.New("dynamodb unavailable")
+
+// writeLoop is one writer: it takes a concurrency slot, a batch, and writes
+// it until every message in it is done. It returns when ctx is done.
+func (s *Service) writeLoop(ctx context.Context) {
+	for {
+		if err := s.limit.acquire(ctx); err != nil {
+			return
+		}
+		batch, err := s.batcher.next(ctx)
+		if err != nil {
+			s.limit.release(false, time.Now())
+			return
+		}
+		throttled := s.writeBatch(ctx, batch)
+		s.limit.release(throttled, time.Now())
+	}
+}
+
+// writeBatch writes a batch, retrying what is retryable with capped,
+// jittered exponential backoff, until every item is done or ctx ends (the
+// unfinished items' offsets are then never committed, and the records are
+// read again by whoever owns the partition next). It reports whether
+// DynamoDB throttled any attempt.
+func (s *Service) writeBatch(ctx context.Context, batch []*item) (throttled bool) {
+	bo := &backoff.ExponentialBackOff{
+		InitialInterval:     s.cfg.RetryInitial,
+		RandomizationFactor: 0.5,
+		Multiplier:          2,
+		MaxInterval:         s.cfg.RetryMax,
+	}
+	bo.Reset()
+	msgs := make([]*postflight.Message, len(batch))
+	res := make([]postflight.WriteResult, len(batch))
+	for attempt := 0; len(batch) > 0; attempt++ {
+		if attempt > 0 {
+			if !sleep(ctx, bo.NextBackOff()) {
+				return throttled
+			}
+		}
+		msgs, res = msgs[:len(batch)], res[:len(batch)]
+		for i, it := range batch {
+			msgs[i] = it.msg
+		}
+		wctx, endSpans := s.startWriteSpans(ctx, batch, attempt)
+		_, err := s.breaker.Execute(func() (struct{}, error) {
+			s.w.WriteBatch(wctx, msgs, res)
+			for _, r := range res {
+				if r.Outcome == postflight.Unavailable {
+					return struct{}{}, errUnavailable
+				}
+			}
+			return struct{}{}, nil
+		})
+		endSpans()
+		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+			s.m.retries.Add(ctx, int64(len(batch)), metric.WithAttributes(attribute.String("cause", "breaker_open")))
+			continue // nothing was sent
+		}
+		keep := batch[:0]
+		for i, it := range batch {
+			r := res[i]
+			switch {
+			case r.Outcome.Done():
+				s.finish(ctx, it, r)
+			default:
+				if r.Outcome == postflight.Throttled {
+					throttled = true
+				}
+				s.m.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("cause", r.Outcome.String())))
+				keep = append(keep, it)
+			}
+		}
+		if len(keep) < len(batch) {
+			bo.Reset() // progress: the next retry starts small again
+		}
+		batch = keep
+	}
+	return throttled
+}
+
+// finish settles a written item: a rejected one goes to the dead-letter
+// topic first; its records (and those of a pending version it made
+// redundant) are then done.
+func (s *Service) finish(ctx context.Context, it *item, r postflight.WriteResult) {
+	s.m.outcomes.Add(ctx, int64(len(it.tickets)), metric.WithAttributes(attribute.String("outcome", r.Outcome.String())))
+	if r.Outcome == postflight.Rejected {
+		reason := "dynamodb rejected the item: " + errString(r.Err)
+		for _, tk := range it.tickets {
+			s.dlq.send(ctx, tk, reason)
+		}
+	} else {
+		for _, tk := range it.tickets {
+			tk.finish()
+		}
+	}
+	if sup := s.batcher.done(it, r.Outcome == postflight.Applied); sup != nil {
+		s.m.outcomes.Add(ctx, int64(len(sup.tickets)), metric.WithAttributes(attribute.String("outcome", postflight.Superseded.String())))
+		for _, tk := range sup.tickets {
+			tk.finish()
+		}
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "unknown reason"
+	}
+	return err.Error()
+}
+
+// startWriteSpans starts the spans of one write attempt: a batch span linked
+// to every record that carried a traceparent, and, in each such record's own
+// trace, a child "postflight.write" span, so the producer's trace continues
+// into the write. The returned func ends them all.
+func (s *Service) startWriteSpans(ctx context.Context, batch []*item, attempt int) (context.Context, func()) {
+	var links []trace.Link
+	var spans []trace.Span
+	attrs := trace.WithAttributes(attribute.Int("batch.size", len(batch)), attribute.Int("attempt", attempt))
+	for _, it := range batch {
+		for _, tk := range it.tickets {
+			if tk.span != nil {
+				links = append(links, trace.Link{SpanContext: tk.span.SpanContext()})
+				_, sp := s.tracer.Start(trace.ContextWithSpan(ctx, tk.span), "postflight.write", attrs,
+					trace.WithAttributes(attribute.String("message_sid", it.msg.SID)))
+				spans = append(spans, sp)
+			}
+		}
+	}
+	wctx, span := s.tracer.Start(ctx, "postflight.write.batch", trace.WithLinks(links...), attrs)
+	return wctx, func() {
+		span.End()
+		for _, sp := range spans {
+			sp.End()
+		}
+	}
+}
+
+// sleep waits d or until ctx ends; it reports whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

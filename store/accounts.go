@@ -1,0 +1,259 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/postflight/postflight/keydesign"
+)
+
+// Account configuration lives in the same table, in one partition:
+// p = "cfg", s = account SID, with the retention days (r), the shard
+// schedule as JSON (sc) and a version (v) for optimistic updates. Every
+// process loads the whole partition every ConfigRefresh (one paginated
+// Query), so ingest never reads configuration per event. Only accounts that
+// differ from the defaults have an item; at ~100 bytes each, ten thousand
+// overrides are 1 MB per refresh per process.
+const (
+	cfgPK        = "cfg"
+	aRetention   = "r"
+	aSchedule    = "sc"
+	aCfgVersion  = "v"
+	aRestampFrom = "rs" // retention job: the index sort key it has re-stamped down to
+)
+
+// AccountConfig is one account's retention and index shard schedule.
+type AccountConfig struct {
+	RetentionDays int
+	Schedule      keydesign.Schedule
+	Version       int64 // 0: no stored item (defaults)
+}
+
+type cachedConfig struct {
+	AccountConfig
+	fetched time.Time
+}
+
+// accounts caches account configuration. The refresh loop replaces the whole
+// map; the API's fresh reads update single entries.
+type accounts struct {
+	def AccountConfig
+	mu  sync.RWMutex
+	m   map[string]cachedConfig
+}
+
+func (a *accounts) init(cfg Config) {
+	a.def = AccountConfig{RetentionDays: cfg.DefaultRetentionDays, Schedule: keydesign.Schedule{Default: cfg.DefaultShards}}
+	a.m = map[string]cachedConfig{}
+}
+
+func (a *accounts) get(account string) (cachedConfig, bool) {
+	a.mu.RLock()
+	c, ok := a.m[account]
+	a.mu.RUnlock()
+	return c, ok
+}
+
+func (a *accounts) put(account string, c cachedConfig) {
+	a.mu.Lock()
+	a.m[account] = c
+	a.mu.Unlock()
+}
+
+// Account returns the cached configuration of an account (defaults if it has
+// none). Ingest uses it on every write; it never blocks on DynamoDB.
+func (s *Store) Account(account string) AccountConfig {
+	if c, ok := s.acc.get(account); ok {
+		return c.AccountConfig
+	}
+	return s.acc.def
+}
+
+// FreshAccount returns an account's configuration no older than
+// Config.ConfigMaxAge, reading it from DynamoDB when the cache is older. The
+// API uses it so that a retention change hides old records at once.
+func (s *Store) FreshAccount(ctx context.Context, account string) (AccountConfig, error) {
+	now := s.cfg.Now()
+	if c, ok := s.acc.get(account); ok && now.Sub(c.fetched) < s.cfg.ConfigMaxAge {
+		return c.AccountConfig, nil
+	}
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      &s.table,
+		Key:            cfgKey(account),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return AccountConfig{}, fmt.Errorf("get account config: %w", err)
+	}
+	c := s.acc.def
+	if out.Item != nil {
+		if c, err = s.parseConfig(out.Item); err != nil {
+			return AccountConfig{}, err
+		}
+	}
+	s.acc.put(account, cachedConfig{AccountConfig: c, fetched: now})
+	return c, nil
+}
+
+func cfgKey(account string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{keydesign.AttrPK: str(cfgPK), keydesign.AttrSK: str(account)}
+}
+
+func (s *Store) parseConfig(item map[string]types.AttributeValue) (AccountConfig, error) {
+	c := s.acc.def
+	if r, ok := nAttr(item, aRetention); ok {
+		c.RetentionDays = int(r)
+	}
+	if sc, ok := sAttr(item, aSchedule); ok {
+		var sch keydesign.Schedule
+		if err := json.Unmarshal([]byte(sc), &sch); err != nil {
+			return c, fmt.Errorf("account schedule: %w", err)
+		}
+		if err := sch.Validate(); err != nil {
+			return c, fmt.Errorf("account schedule: %w", err)
+		}
+		c.Schedule = sch
+	}
+	c.Version, _ = nAttr(item, aCfgVersion)
+	return c, nil
+}
+
+// RefreshAccounts reloads the configuration of every account.
+func (s *Store) RefreshAccounts(ctx context.Context) error {
+	now := s.cfg.Now()
+	m := map[string]cachedConfig{}
+	p := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
+		TableName:                 &s.table,
+		KeyConditionExpression:    aws.String("#p = :p"),
+		ExpressionAttributeNames:  map[string]string{"#p": keydesign.AttrPK},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":p": str(cfgPK)},
+		ConsistentRead:            aws.Bool(true),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("load account configs: %w", err)
+		}
+		for _, item := range page.Items {
+			account, _ := sAttr(item, keydesign.AttrSK)
+			c, err := s.parseConfig(item)
+			if err != nil {
+				s.log.Error("skipping bad account config", "account", account, "err", err)
+				continue
+			}
+			m[account] = cachedConfig{AccountConfig: c, fetched: now}
+		}
+	}
+	s.acc.mu.Lock()
+	s.acc.m = m
+	s.acc.mu.Unlock()
+	return nil
+}
+
+// Run reloads account configuration every ConfigRefresh until ctx is done.
+// A failed reload keeps the previous configuration and is logged.
+func (s *Store) Run(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.ConfigRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := s.RefreshAccounts(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("account config refresh failed; keeping the previous one", "err", err)
+			}
+		}
+	}
+}
+
+// ErrConflict means a concurrent configuration change won; re-read and retry.
+var ErrConflict = errors.New("concurrent configuration change")
+
+// updateAccount applies change to the stored configuration of an account
+// with optimistic concurrency, retrying a few times on conflict.
+func (s *Store) updateAccount(ctx context.Context, account string, change func(*AccountConfig) (bool, error)) (AccountConfig, error) {
+	for range 5 {
+		s.acc.mu.Lock()
+		delete(s.acc.m, account) // force a read
+		s.acc.mu.Unlock()
+		cur, err := s.FreshAccount(ctx, account)
+		if err != nil {
+			return cur, err
+		}
+		next := cur
+		changed, err := change(&next)
+		if err != nil || !changed {
+			return cur, err
+		}
+		sc, err := json.Marshal(next.Schedule)
+		if err != nil {
+			return cur, err
+		}
+		in := &dynamodb.UpdateItemInput{
+			TableName:        &s.table,
+			Key:              cfgKey(account),
+			UpdateExpression: aws.String("SET #r = :r, #sc = :sc, #v = :nv"),
+			ExpressionAttributeNames: map[string]string{
+				"#r": aRetention, "#sc": aSchedule, "#v": aCfgVersion,
+			},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":r": num(int64(next.RetentionDays)), ":sc": str(string(sc)), ":nv": num(cur.Version + 1),
+			},
+		}
+		if cur.Version == 0 {
+			in.ConditionExpression = aws.String("attribute_not_exists(#v)")
+		} else {
+			in.ConditionExpression = aws.String("#v = :v")
+			in.ExpressionAttributeValues[":v"] = num(cur.Version)
+		}
+		_, err = s.db.UpdateItem(ctx, in)
+		var ccf *types.ConditionalCheckFailedException
+		if errors.As(err, &ccf) {
+			continue
+		}
+		if err != nil {
+			return cur, fmt.Errorf("update account config: %w", err)
+		}
+		next.Version = cur.Version + 1
+		s.acc.put(account, cachedConfig{AccountConfig: next, fetched: s.cfg.Now()})
+		return next, nil
+	}
+	return AccountConfig{}, ErrConflict
+}
+
+// SetRetention sets an account's retention policy in days.
+func (s *Store) SetRetention(ctx context.Context, account string, days int) (AccountConfig, error) {
+	if days < MinRetentionDays || days > MaxRetentionDays {
+		return AccountConfig{}, fmt.Errorf("retention %d days out of range [%d,%d]", days, MinRetentionDays, MaxRetentionDays)
+	}
+	return s.updateAccount(ctx, account, func(c *AccountConfig) (bool, error) {
+		changed := c.RetentionDays != days || c.Version == 0
+		c.RetentionDays = days
+		return changed, nil
+	})
+}
+
+// SetShards sets an account's index shard count from time from on (see
+// keydesign.Schedule.Change for which changes are allowed when).
+func (s *Store) SetShards(ctx context.Context, account string, from time.Time, n int) (AccountConfig, error) {
+	return s.updateAccount(ctx, account, func(c *AccountConfig) (bool, error) {
+		next, err := c.Schedule.Change(s.cfg.Now(), from, s.cfg.ShardLead(), n)
+		if err != nil {
+			return false, err
+		}
+		changed := c.Version == 0 || !slices.EqualFunc(next.Epochs, c.Schedule.Epochs,
+			func(a, b keydesign.Epoch) bool { return a.Shards == b.Shards && a.From.Equal(b.From) })
+		c.Schedule = next
+		return changed, nil
+	})
+}

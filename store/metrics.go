@@ -1,0 +1,32 @@
+package store
+
+import (
+	"go.opentelemetry.io/otel/metric"
+)
+
+type metrics struct {
+	writes    metric.Int64Counter     // by outcome
+	requests  metric.Int64Counter     // by operation and result
+	latency   metric.Float64Histogram // by operation
+	retention metric.Int64Counter     // items re-stamped by the retention job
+}
+
+func newMetrics(m metric.Meter) (metrics, error) {
+	var x metrics
+	var err error
+	if x.writes, err = m.Int64Counter("postflight.store.writes", metric.WithDescription("Messages handed to the store, by outcome.")); err != nil {
+		return x, err
+	}
+	if x.requests, err = m.Int64Counter("postflight.store.requests", metric.WithDescription("DynamoDB requests, by operation and result.")); err != nil {
+		return x, err
+	}
+	if x.latency, err = m.Float64Histogram("postflight.store.request.duration", metric.WithUnit("s"),
+		metric.WithDescription("DynamoDB request latency, by operation."),
+		metric.WithExplicitBucketBoundaries(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5)); err != nil {
+		return x, err
+	}
+	if x.retention, err = m.Int64Counter("postflight.store.retention.restamped", metric.WithDescription("Items whose TTL the retention job re-stamped.")); err != nil {
+		return x, err
+	}
+	return x, nil
+}

@@ -1,0 +1,199 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/postflight/postflight"
+	"github.com/postflight/postflight/keydesign"
+)
+
+// MaxBatch is the most statements one BatchExecuteStatement carries.
+const MaxBatch = 25
+
+// Write strategy
+//
+// The highest sequence must win, so every write is conditional, and yet
+// single-item requests would cost a round trip and an SDK call each.
+// BatchWriteItem takes no conditions and transactions cost twice the write
+// units and fail as a whole. PartiQL's BatchExecuteStatement does both: up
+// to 25 statements per request, each with its own condition and its own
+// result, at the price of ordinary writes. A message is first INSERTed
+// (fails with DuplicateItem if its item exists); a duplicate is then
+// UPDATEd on condition that the stored sequence is lower, there is no
+// tombstone and no API correction pinned a field. The rare statement whose
+// condition fails is resolved on its own (resolve): read the item, then
+// superseded, tombstoned, or rewritten around the pinned fields.
+//
+// The caller must not put two messages with the same key in one call, nor
+// run two calls with the same key at once (ingest's batcher guarantees it);
+// across processes the conditions keep the highest sequence.
+
+// WriteBatch writes up to MaxBatch messages and fills res[i] with the outcome
+// of msgs[i]. It never returns early: every message gets an outcome, and a
+// failed request marks each of its messages Throttled or Unavailable.
+func (s *Store) WriteBatch(ctx context.Context, msgs []*postflight.Message, res []postflight.WriteResult) {
+	if len(msgs) > MaxBatch || len(res) < len(msgs) {
+		panic(fmt.Sprintf("store: WriteBatch of %d messages, %d results", len(msgs), len(res)))
+	}
+	now := s.cfg.Now()
+	encs := make([]*encoded, len(msgs))
+	todo := make([]int, 0, len(msgs))
+	for i, m := range msgs {
+		e, outcome, err := s.prepare(m, now)
+		if e == nil {
+			res[i] = postflight.WriteResult{Outcome: outcome, Err: err}
+			continue
+		}
+		encs[i] = e
+		todo = append(todo, i)
+	}
+	exists := s.execute(ctx, todo, encs, stmtKey{kind: kindInsert}, res, types.BatchStatementErrorCodeEnumDuplicateItem)
+	conflicts := s.execute(ctx, exists, encs, stmtKey{kind: kindUpdate}, res, types.BatchStatementErrorCodeEnumConditionalCheckFailed)
+	for _, i := range conflicts {
+		res[i] = s.resolve(ctx, encs[i])
+	}
+	for i := range msgs {
+		s.m.writes.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", res[i].Outcome.String())))
+	}
+}
+
+// prepare encodes a message, or says why it is not written.
+func (s *Store) prepare(m *postflight.Message, now time.Time) (*encoded, postflight.WriteOutcome, error) {
+	acc := s.Account(m.AccountSID)
+	expires := m.DateCreated.Add(days(acc.RetentionDays))
+	if !expires.After(now) {
+		return nil, postflight.Expired, nil
+	}
+	n := acc.Schedule.At(m.DateCreated)
+	e := encode(m, keydesign.IndexPK(m.AccountSID, keydesign.Shard(m.SID, n)), expires)
+	if e.size > MaxItemBytes {
+		return nil, postflight.Rejected, fmt.Errorf("item of about %d bytes exceeds DynamoDB's %d", e.size, MaxItemBytes)
+	}
+	return e, 0, nil
+}
+
+func days(n int) time.Duration { return time.Duration(n) * 24 * time.Hour }
+
+// execute runs one statement per index in idx as a single
+// BatchExecuteStatement and records each outcome in res. It returns the
+// indexes whose statement failed with next (they go on to the next phase).
+func (s *Store) execute(ctx context.Context, idx []int, encs []*encoded, k stmtKey, res []postflight.WriteResult, next types.BatchStatementErrorCodeEnum) []int {
+	if len(idx) == 0 {
+		return nil
+	}
+	req := make([]types.BatchStatementRequest, len(idx))
+	for j, i := range idx {
+		k.mask = encs[i].mask
+		req[j] = types.BatchStatementRequest{Statement: aws.String(s.stmts.get(k)), Parameters: encs[i].params(k, 0)}
+	}
+	op := "insert"
+	if k.kind != kindInsert {
+		op = "update"
+	}
+	start := time.Now()
+	out, err := s.db.BatchExecuteStatement(ctx, &dynamodb.BatchExecuteStatementInput{Statements: req}, s.noRetry)
+	s.observe(ctx, op, start, err)
+	if err == nil && len(out.Responses) != len(req) {
+		err = fmt.Errorf("batch of %d statements answered with %d responses", len(req), len(out.Responses))
+	}
+	if err != nil {
+		o := classify(err)
+		for _, i := range idx {
+			res[i] = postflight.WriteResult{Outcome: o, Err: err}
+		}
+		return nil
+	}
+	var later []int
+	for j, i := range idx {
+		e := out.Responses[j].Error
+		switch {
+		case e == nil:
+			res[i] = postflight.WriteResult{Outcome: postflight.Applied}
+		case e.Code == next:
+			later = append(later, i)
+		default:
+			res[i] = postflight.WriteResult{Outcome: statementOutcome(e.Code), Err: &StatementError{Code: string(e.Code), Message: aws.ToString(e.Message)}}
+		}
+	}
+	return later
+}
+
+func (s *Store) observe(ctx context.Context, op string, start time.Time, err error) {
+	result := "ok"
+	if err != nil {
+		result = classify(err).String()
+	}
+	s.m.requests.Add(ctx, 1, metric.WithAttributes(attribute.String("op", op), attribute.String("result", result)))
+	s.m.latency.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(attribute.String("op", op)))
+}
+
+// StatementError is DynamoDB's error for one statement of a batch.
+type StatementError struct {
+	Code    string
+	Message string
+}
+
+func (e *StatementError) Error() string { return "dynamodb: " + e.Code + ": " + e.Message }
+
+// resolve settles a message whose conditional UPDATE failed: it reads the
+// item and decides. Under contention it tries again a few times, then gives
+// the message back as Unavailable for the pipeline to retry later.
+func (s *Store) resolve(ctx context.Context, e *encoded) postflight.WriteResult {
+	seq, _ := nAttr(map[string]types.AttributeValue{aSeq: e.required[2]}, aSeq)
+	for range 4 {
+		start := time.Now()
+		out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+			TableName:      &s.table,
+			Key:            map[string]types.AttributeValue{keydesign.AttrPK: e.key[0], keydesign.AttrSK: e.key[1]},
+			ConsistentRead: aws.Bool(true),
+		}, s.noRetry)
+		s.observe(ctx, "resolve", start, err)
+		if err != nil {
+			return postflight.WriteResult{Outcome: classify(err), Err: err}
+		}
+		item := out.Item
+		var k stmtKey
+		var rev int64
+		switch {
+		case item == nil: // expired or removed since: write it afresh
+			k = stmtKey{kind: kindInsert, mask: e.mask}
+		case item[aDeleted] != nil:
+			return postflight.WriteResult{Outcome: postflight.Tombstoned}
+		default:
+			stored, _ := nAttr(item, aSeq)
+			if stored >= seq {
+				return postflight.WriteResult{Outcome: postflight.Superseded}
+			}
+			rev, _ = nAttr(item, aRev)
+			k = stmtKey{kind: kindPinned, mask: e.mask, redacted: item[aRedacted] != nil, priceFixed: item[aPriceFixed] != nil}
+		}
+		start = time.Now()
+		_, err = s.db.ExecuteStatement(ctx, &dynamodb.ExecuteStatementInput{Statement: aws.String(s.stmts.get(k)), Parameters: e.params(k, rev)}, s.noRetry)
+		s.observe(ctx, "resolve", start, err)
+		var ccf *types.ConditionalCheckFailedException
+		var dup *types.DuplicateItemException
+		switch {
+		case err == nil:
+			return postflight.WriteResult{Outcome: postflight.Applied}
+		case errors.As(err, &ccf), errors.As(err, &dup):
+			continue // changed under us: read again
+		default:
+			o := classify(err)
+			var ve interface{ ErrorCode() string }
+			if errors.As(err, &ve) && ve.ErrorCode() == "ValidationException" {
+				o = postflight.Rejected
+			}
+			return postflight.WriteResult{Outcome: o, Err: err}
+		}
+	}
+	return postflight.WriteResult{Outcome: postflight.Unavailable, Err: errors.New("item kept changing while resolving a conditional write")}
+}

@@ -1,0 +1,44 @@
+package postflight
+
+// WriteOutcome is what became of one message handed to the store.
+type WriteOutcome uint8
+
+const (
+	// Applied: the message's record now holds this event's state.
+	Applied WriteOutcome = iota
+	// Superseded: the stored record already holds this or a higher sequence.
+	Superseded
+	// Tombstoned: the message was deleted; its tombstone wins.
+	Tombstoned
+	// Expired: date_created is already past the account's retention, so the
+	// record would be hidden and deleted at once; nothing is written.
+	Expired
+	// Rejected: DynamoDB refuses the item itself (too large, invalid). Retrying
+	// cannot help: the event goes to the dead-letter topic with Err.
+	Rejected
+	// Throttled: DynamoDB asked us to slow down; retry later with less concurrency.
+	Throttled
+	// Unavailable: a 5xx, network or capacity failure; retry, and count it
+	// toward the circuit breaker.
+	Unavailable
+)
+
+var outcomeNames = [...]string{"applied", "superseded", "tombstoned", "expired", "rejected", "throttled", "unavailable"}
+
+func (o WriteOutcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return "unknown"
+}
+
+// Done reports whether the outcome is final for the event: its offset may be
+// committed (after a Rejected event is dead-lettered).
+func (o WriteOutcome) Done() bool { return o <= Rejected }
+
+// WriteResult is the outcome of one message of a batch, with the error
+// behind a Rejected, Throttled or Unavailable outcome.
+type WriteResult struct {
+	Outcome WriteOutcome
+	Err     error
+}
