@@ -1,0 +1,172 @@
+package api_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/postflight/postflight"
+	"github.com/postflight/postflight/api"
+	"github.com/postflight/postflight/api/openapitest"
+	"github.com/postflight/postflight/keydesign"
+	"github.com/postflight/postflight/store"
+)
+
+// fakeStore is an in-memory fake of the store (the handlers' HTTP contract
+// is under test here, not DynamoDB; the integration tests in cmd/postflight
+// run the same routes on DynamoDB Local).
+type fakeStore struct{ err error }
+
+var _ api.Store = (*fakeStore)(nil)
+
+var now = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func msg() postflight.Message {
+	b := "hi"
+	return postflight.Message{SID: sid, AccountSID: acc, Status: postflight.StatusDelivered, From: "+1", To: "+2", Body: &b,
+		DateCreated: now.Add(-time.Hour), DateUpdated: now.Add(-time.Minute), Sequence: 3, Revision: 2}
+}
+func (f *fakeStore) Get(ctx context.Context, a, s string) (postflight.Message, error) {
+	if f.err != nil {
+		return postflight.Message{}, f.err
+	}
+	return msg(), nil
+}
+func (f *fakeStore) List(ctx context.Context, q store.ListQuery) (store.ListPage, error) {
+	if f.err != nil {
+		return store.ListPage{}, f.err
+	}
+	return store.ListPage{Messages: []postflight.Message{msg()}, Last: keydesign.IndexSK(now.Add(-time.Hour), sid), More: q.PageSize == 1}, nil
+}
+func (f *fakeStore) Update(ctx context.Context, a, s string, p store.Patch, r *int64) (postflight.Message, error) {
+	if f.err != nil {
+		return postflight.Message{}, f.err
+	}
+	if r != nil && *r != 2 {
+		return postflight.Message{}, postflight.ErrPreconditionFailed
+	}
+	return msg(), nil
+}
+func (f *fakeStore) Delete(ctx context.Context, a, s string) error { return f.err }
+func (f *fakeStore) FreshAccount(ctx context.Context, a string) (store.AccountConfig, error) {
+	return store.AccountConfig{RetentionDays: 400}, f.err
+}
+func (f *fakeStore) SetRetention(ctx context.Context, a string, d int) (store.AccountConfig, error) {
+	return store.AccountConfig{RetentionDays: d}, f.err
+}
+
+const (
+	acc = "AC0123456789abcdef0123456789abcdef"
+	sid = "SM0123456789abcdef0123456789abcdef"
+)
+
+func TestContract(t *testing.T) {
+	v := openapitest.New(t)
+	path := filepath.Join(t.TempDir(), "auth.json")
+	tok, err := api.WriteDevAuthFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := api.NewAuthenticator(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(st *fakeStore, ready func(context.Context) error) http.Handler {
+		s, err := api.New(api.Config{Now: func() time.Time { return now }}, st, auth, ready, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+			w.Write([]byte("x 1\n"))
+		}), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Handler()
+	}
+	ok := mk(&fakeStore{}, nil)
+	m := "/v1/accounts/" + acc + "/messages"
+	one := m + "/" + sid
+	ret := "/v1/accounts/" + acc + "/retention"
+	type tc struct {
+		h                       http.Handler
+		method, target, ct, body string
+		hdr                     []string
+		noauth                  bool
+		want                    int
+	}
+	cases := []tc{
+		{ok, "GET", m, "", "", nil, false, 200},
+		{ok, "GET", m + "?page_size=1", "", "", nil, false, 200},
+		{ok, "GET", m + "?status=delivered&status=read&to=%2B1&from=%2B2&start=2025-05-01T00:00:00Z&end=2025-06-01T00:00:00Z", "", "", nil, false, 200},
+		{ok, "GET", m + "?to=", "", "", nil, false, 200},
+		{ok, "GET", m + "?page_token=", "", "", nil, false, 200},
+		{ok, "GET", m + "?start=", "", "", nil, false, 200},
+		{ok, "GET", m + "?page_size=", "", "", nil, false, 200},
+		{ok, "GET", m + "?status=", "", "", nil, false, 400},
+		{ok, "POST", one, "", "", nil, false, 405},
+		{ok, "GET", "/nope", "", "", nil, false, 404},
+		{ok, "GET", "/v1/accounts/" + acc + "/nope", "", "", nil, true, 404},
+		{ok, "GET", m + "?status=delivered,read", "", "", nil, false, 400}, // repeat the parameter instead
+		{ok, "GET", m + "?start=2025-05-01T00:00:00%2B02:00", "", "", nil, false, 200},
+		{ok, "GET", m + "?end=2025-05-01T00:00:00Z", "", "", nil, false, 200},
+		{ok, "GET", m + "?page_size=0", "", "", nil, false, 400},
+		{ok, "GET", m + "?page_token=garbage", "", "", nil, false, 400},
+		{ok, "GET", m + "?status=DELIVERED", "", "", nil, false, 400},
+		{ok, "GET", m + "?start=yesterday", "", "", nil, false, 400},
+		{ok, "GET", m + "?bogus=1", "", "", nil, false, 400},
+		{ok, "GET", m, "", "", nil, true, 401},
+		{ok, "GET", "/v1/accounts/AC1/messages", "", "", nil, false, 400},
+		{ok, "GET", one, "", "", nil, false, 200},
+		{ok, "GET", m + "/SM1", "", "", nil, false, 400},
+		{mk(&fakeStore{err: postflight.ErrNotFound}, nil), "GET", one, "", "", nil, false, 404},
+		{mk(&fakeStore{err: errors.New("boom")}, nil), "GET", one, "", "", nil, false, 500},
+		{ok, "PATCH", one, "application/merge-patch+json", `{"body":""}`, nil, false, 200},
+		{ok, "PATCH", one, "application/json", `{"price_micros":-5,"price_unit":"EUR"}`, []string{"If-Match", `"2"`}, false, 200},
+		{ok, "PATCH", one, "application/json", `{"body":""}`, []string{"If-Match", `"1"`}, false, 412},
+		{ok, "PATCH", one, "application/json", `{"body":""}`, []string{"If-Match", `garbage`}, false, 400},
+		{ok, "PATCH", one, "application/json", `{"body":"x"}`, nil, false, 400},
+		{ok, "PATCH", one, "application/json", `{}`, nil, false, 400},
+		{ok, "PATCH", one, "application/json", `{"status":"read"}`, nil, false, 400},
+		{ok, "PATCH", one, "application/json", `{"price_micros":null}`, nil, false, 400},
+		{ok, "PATCH", one, "text/plain", `x`, nil, false, 415},
+		{ok, "PATCH", one, "application/json", `{"body":"` + strings.Repeat("x", 70000) + `"}`, nil, false, 413},
+		{ok, "DELETE", one, "", "", nil, false, 204},
+		{ok, "GET", ret, "", "", nil, false, 200},
+		{ok, "PUT", ret, "application/json", `{"days":30}`, nil, false, 200},
+		{ok, "PUT", ret, "application/json", `{"days":0}`, nil, false, 400},
+		{ok, "PUT", ret, "application/json", `{"days":1.5}`, nil, false, 400},
+		{ok, "GET", "/healthz", "", "", nil, true, 200},
+		{ok, "GET", "/readyz", "", "", nil, true, 200},
+		{mk(&fakeStore{}, func(context.Context) error { return errors.New("kafka down") }), "GET", "/readyz", "", "", nil, true, 503},
+		{ok, "GET", "/metrics", "", "", nil, true, 200},
+		{ok, "GET", "/openapi.json", "", "", nil, true, 200},
+	}
+	for _, c := range cases {
+		var body *strings.Reader
+		if c.body != "" {
+			body = strings.NewReader(c.body)
+		}
+		var req *http.Request
+		if body != nil {
+			req = httptest.NewRequest(c.method, c.target, body)
+		} else {
+			req = httptest.NewRequest(c.method, c.target, nil)
+		}
+		if c.ct != "" {
+			req.Header.Set("Content-Type", c.ct)
+		}
+		for i := 0; i < len(c.hdr); i += 2 {
+			req.Header.Set(c.hdr[i], c.hdr[i+1])
+		}
+		if !c.noauth {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, b := v.Serve(t, c.h, req)
+		if resp.StatusCode != c.want {
+			t.Errorf("%s %s: %d, want %d: %s", c.method, c.target, resp.StatusCode, c.want, b)
+		}
+	}
+}

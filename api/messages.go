@@ -1,0 +1,210 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/postflight/postflight"
+	"github.com/postflight/postflight/keydesign"
+	"github.com/postflight/postflight/store"
+)
+
+type messagePage struct {
+	Messages      []postflight.Message `json:"messages"`
+	NextPageToken string               `json:"next_page_token,omitempty"`
+}
+
+func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
+	p, err := parseList(r.PathValue("account_sid"), r.URL.Query())
+	if err != nil {
+		writeProblem(w, badRequestFrom(err))
+		return
+	}
+	now := s.cfg.Now().UTC().Truncate(time.Millisecond)
+	fp := p.fingerprint()
+	if p.token != "" {
+		c, err := keydesign.DecodeToken(s.cfg.PageTokenKey, p.token, fp, now, s.cfg.PageTokenTTL)
+		if err != nil {
+			writeProblem(w, badRequest("page_token is not valid for this query", InvalidParam{Name: "page_token", Reason: tokenReason(err)}))
+			return
+		}
+		p.q.After, now = c.After, c.Issued
+	}
+	if err := p.resolveRange(now, s.cfg.DefaultRange, s.cfg.MaxRange); err != nil {
+		writeProblem(w, badRequestFrom(err))
+		return
+	}
+	page, err := s.st.List(r.Context(), p.q)
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	out := messagePage{Messages: page.Messages}
+	if out.Messages == nil {
+		out.Messages = []postflight.Message{}
+	}
+	if page.More {
+		tok, err := keydesign.EncodeToken(s.cfg.PageTokenKey, keydesign.Cursor{Fingerprint: fp, After: page.Last, Issued: now})
+		if err != nil {
+			s.storeError(w, r, err)
+			return
+		}
+		out.NextPageToken = tok
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func tokenReason(err error) string {
+	switch {
+	case errors.Is(err, keydesign.ErrTokenExpired):
+		return "expired; start the list again"
+	case errors.Is(err, keydesign.ErrTokenMismatch):
+		return "issued for a different query"
+	default:
+		return "malformed or altered"
+	}
+}
+
+// messageSID reads and validates the {sid} path value.
+func messageSID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	sid := r.PathValue("sid")
+	if !postflight.ValidMessageSID(sid) {
+		writeProblem(w, badRequest("sid is not a valid message SID", InvalidParam{Name: "sid", Reason: "want SM or MM and 32 lowercase hex digits"}))
+		return "", false
+	}
+	return sid, true
+}
+
+func (s *Server) getMessage(w http.ResponseWriter, r *http.Request) {
+	sid, ok := messageSID(w, r)
+	if !ok {
+		return
+	}
+	m, err := s.st.Get(r.Context(), r.PathValue("account_sid"), sid)
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", etag(m))
+	writeJSON(w, http.StatusOK, m)
+}
+
+func etag(m postflight.Message) string { return `"` + strconv.FormatInt(m.Revision, 10) + `"` }
+
+// patchBody is the JSON merge patch a PATCH accepts.
+type patchBody struct {
+	Body        *string      `json:"body"`
+	PriceMicros *json.Number `json:"price_micros"`
+	PriceUnit   *string      `json:"price_unit"`
+}
+
+func (s *Server) patchMessage(w http.ResponseWriter, r *http.Request) {
+	sid, ok := messageSID(w, r)
+	if !ok {
+		return
+	}
+	var b patchBody
+	if p := decodeBody(w, r, s.cfg.MaxBodyBytes, &b, "application/merge-patch+json", "application/json"); p != nil {
+		writeProblem(w, *p)
+		return
+	}
+	patch, err := b.validate()
+	if err != nil {
+		writeProblem(w, badRequestFrom(err))
+		return
+	}
+	var ifRev *int64
+	if h := r.Header.Get("If-Match"); h != "" && strings.TrimSpace(h) != "*" {
+		rev, ok := parseETag(h)
+		if !ok {
+			writeProblem(w, badRequest("If-Match must be an ETag this API returned", InvalidParam{Name: "If-Match", Reason: `want a quoted revision such as "3"`}))
+			return
+		}
+		ifRev = &rev
+	}
+	m, err := s.st.Update(r.Context(), r.PathValue("account_sid"), sid, patch, ifRev)
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", etag(m))
+	writeJSON(w, http.StatusOK, m)
+}
+
+func parseETag(h string) (int64, bool) {
+	h = strings.TrimPrefix(strings.TrimSpace(h), "W/")
+	if len(h) < 3 || h[0] != '"' || h[len(h)-1] != '"' {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(h[1:len(h)-1], 10, 64)
+	return n, err == nil && n >= 0
+}
+
+func (b *patchBody) validate() (store.Patch, error) {
+	var p store.Patch
+	var errs []error
+	bad := func(f, reason string) { errs = append(errs, &postflight.FieldError{Field: f, Reason: reason}) }
+	if b.Body == nil && b.PriceMicros == nil && b.PriceUnit == nil {
+		bad("body", "nothing to change: send body, price_micros or price_unit")
+	}
+	if b.Body != nil {
+		if *b.Body != "" {
+			bad("body", `only redaction is supported: the body may only be set to ""`)
+		}
+		p.Redact = true
+	}
+	if b.PriceMicros != nil {
+		n, err := strconv.ParseInt(b.PriceMicros.String(), 10, 64)
+		if err != nil {
+			bad("price_micros", "want an integer number of millionths")
+		} else {
+			p.PriceMicros = &n
+		}
+	}
+	if b.PriceUnit != nil {
+		u := *b.PriceUnit
+		if len(u) != 3 || strings.ToUpper(u) != u || strings.Trim(u, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
+			bad("price_unit", "want an ISO 4217 code such as USD")
+		} else {
+			p.PriceUnit = &u
+		}
+	}
+	return p, errors.Join(errs...)
+}
+
+func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request) {
+	sid, ok := messageSID(w, r)
+	if !ok {
+		return
+	}
+	if err := s.st.Delete(r.Context(), r.PathValue("account_sid"), sid); err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// storeError answers an error from the store. Unknown errors are a 503 when
+// DynamoDB is the likely cause (it is retryable), never a 500 with details.
+func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, postflight.ErrNotFound), errors.Is(err, postflight.ErrDeleted):
+		writeProblem(w, notFound())
+	case errors.Is(err, postflight.ErrPreconditionFailed):
+		writeProblem(w, preconditionFailed())
+	case r.Context().Err() != nil:
+		p := serviceUnavailable(time.Second)
+		p.Detail = "the request deadline passed"
+		writeProblem(w, p)
+	case store.IsTransient(err):
+		s.log.Warn("store unavailable", "path", r.URL.Path, "err", err)
+		writeProblem(w, serviceUnavailable(time.Second))
+	default:
+		s.log.Error("store error", "path", r.URL.Path, "err", err)
+		writeProblem(w, internalError())
+	}
+}

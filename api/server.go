@@ -1,0 +1,230 @@
+// Package api serves Postflight's REST API (DESIGN.md §3): one http.ServeMux
+// with method patterns, one file per resource, problem+json errors, bearer
+// tokens, and the embedded OpenAPI description.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/postflight/postflight"
+	"github.com/postflight/postflight/store"
+)
+
+// Store is what the API needs of the message store; store.Store satisfies it.
+type Store interface {
+	Get(ctx context.Context, account, sid string) (postflight.Message, error)
+	List(ctx context.Context, q store.ListQuery) (store.ListPage, error)
+	Update(ctx context.Context, account, sid string, p store.Patch, ifRevision *int64) (postflight.Message, error)
+	Delete(ctx context.Context, account, sid string) error
+	FreshAccount(ctx context.Context, account string) (store.AccountConfig, error)
+	SetRetention(ctx context.Context, account string, days int) (store.AccountConfig, error)
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Config configures the API server. Zero fields take the defaults on them.
+type Config struct {
+	Listen string // default 127.0.0.1:8080
+
+	// PageTokenKey signs page tokens. Every process behind one load balancer
+	// needs the same key; empty means a random key per process (pages then
+	// resume only on the process that issued them: fine for dev, not prod).
+	PageTokenKey []byte
+	PageTokenTTL time.Duration // default 24h
+
+	DefaultRange time.Duration // list range when start and end are absent, default 30 days
+	MaxRange     time.Duration // the longest range a list may ask for, default 400 days
+	MaxBodyBytes int64         // request body limit, default 64 KiB
+
+	RequestTimeout    time.Duration // per-request deadline, default 10s
+	ReadHeaderTimeout time.Duration // default 5s
+	IdleTimeout       time.Duration // default 2m
+	ShutdownTimeout   time.Duration // graceful shutdown deadline, default 15s
+
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	dur := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	dur(&c.PageTokenTTL, 24*time.Hour)
+	dur(&c.DefaultRange, 30*24*time.Hour)
+	dur(&c.MaxRange, 400*24*time.Hour)
+	dur(&c.RequestTimeout, 10*time.Second)
+	dur(&c.ReadHeaderTimeout, 5*time.Second)
+	dur(&c.IdleTimeout, 2*time.Minute)
+	dur(&c.ShutdownTimeout, 15*time.Second)
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 64 << 10
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports the first invalid field.
+func (c *Config) Validate() error {
+	if c.MaxRange < c.DefaultRange {
+		return fmt.Errorf("api: max range %s is shorter than the default range %s", c.MaxRange, c.DefaultRange)
+	}
+	if c.MaxBodyBytes < 1024 {
+		return errors.New("api: max body bytes must be at least 1024")
+	}
+	return nil
+}
+
+// Server is the HTTP API. Handler is safe for concurrent use.
+type Server struct {
+	cfg     Config
+	st      Store
+	auth    *Authenticator
+	ready   func(context.Context) error
+	metrics http.Handler
+	log     *slog.Logger
+	m       apiMetrics
+	mux     *http.ServeMux
+}
+
+// New returns a Server. ready reports readiness (Kafka and DynamoDB);
+// metrics serves /metrics. mp may be nil.
+func New(cfg Config, st Store, auth *Authenticator, ready func(context.Context) error, metrics http.Handler, log *slog.Logger, mp metric.MeterProvider) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if len(cfg.PageTokenKey) == 0 {
+		cfg.PageTokenKey = randomKey()
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if mp == nil {
+		mp = noop.NewMeterProvider()
+	}
+	if metrics == nil {
+		metrics = http.NotFoundHandler()
+	}
+	s := &Server{cfg: cfg, st: st, auth: auth, ready: ready, metrics: metrics, log: log}
+	var err error
+	if s.m, err = newAPIMetrics(mp.Meter("github.com/postflight/postflight/api")); err != nil {
+		return nil, err
+	}
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/accounts/{account_sid}/messages", s.auth.requireScope(ScopeRead, s.listMessages))
+	mux.HandleFunc("GET /v1/accounts/{account_sid}/messages/{sid}", s.auth.requireScope(ScopeRead, s.getMessage))
+	mux.HandleFunc("PATCH /v1/accounts/{account_sid}/messages/{sid}", s.auth.requireScope(ScopeWrite, s.patchMessage))
+	mux.HandleFunc("DELETE /v1/accounts/{account_sid}/messages/{sid}", s.auth.requireScope(ScopeDelete, s.deleteMessage))
+	mux.HandleFunc("GET /v1/accounts/{account_sid}/retention", s.auth.requireScope(ScopeRead, s.getRetention))
+	mux.HandleFunc("PUT /v1/accounts/{account_sid}/retention", s.auth.requireScope(ScopeAdmin, s.putRetention))
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", s.metrics)
+	mux.HandleFunc("GET /openapi.json", handleOpenAPI)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { writeProblem(w, notFound()) })
+	s.mux = mux
+}
+
+// Handler returns the API's handler with its middleware: panic recovery,
+// request deadline, metrics, and problem+json for unknown routes and methods.
+func (s *Server) Handler() http.Handler {
+	return recoverPanics(s.log, s.instrument(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+		// Answer 405 ourselves: ServeMux's plain-text 405 is not problem+json.
+		if _, pattern := s.mux.Handler(r); pattern == "/" {
+			if allowed := allowedMethods(s.mux, r); len(allowed) > 0 {
+				writeProblem(w, methodNotAllowed(allowed...))
+				return
+			}
+		}
+		s.mux.ServeHTTP(w, r)
+	})))
+}
+
+// allowedMethods lists the methods that have a route for r's path.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, p := mux.Handler(probe); p != "/" && p != "" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Run serves on cfg.Listen until ctx is done, then shuts down gracefully
+// within ShutdownTimeout. ln may be nil (Run listens itself).
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.RequestTimeout + 5*time.Second,
+		WriteTimeout:      s.cfg.RequestTimeout + 5*time.Second,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.cfg.Listen); err != nil {
+			return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
+		}
+	}
+	s.log.Info("api listening", "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("api shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.ready != nil {
+		if err := s.ready(r.Context()); err != nil {
+			s.log.Warn("not ready", "err", err)
+			p := serviceUnavailable(5 * time.Second)
+			p.Detail = "not ready: " + err.Error()
+			writeProblem(w, p)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
