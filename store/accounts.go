@@ -244,10 +244,15 @@ func (s *Store) SetRetention(ctx context.Context, account string, days int) (Acc
 }
 
 // SetShards sets an account's index shard count from time from on (see
-// keydesign.Schedule.Change for which changes are allowed when).
+// keydesign.Schedule.Change for which changes are allowed when); a from in
+// the past means now.
 func (s *Store) SetShards(ctx context.Context, account string, from time.Time, n int) (AccountConfig, error) {
 	return s.updateAccount(ctx, account, func(c *AccountConfig) (bool, error) {
-		next, err := c.Schedule.Change(s.cfg.Now(), from, s.cfg.ShardLead(), n)
+		now := s.cfg.Now()
+		if from.Before(now) {
+			from = now
+		}
+		next, err := c.Schedule.Change(now, from, s.cfg.ShardLead(), n)
 		if err != nil {
 			return false, err
 		}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// parseFlags parses args, then fills every flag not given on the command
+// line from POSTFLIGHT_<FLAG> (upper case, dashes as underscores). Command
+// line beats environment beats default.
+func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		env := "POSTFLIGHT_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(env); v != "" {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = fmt.Errorf("%s: %w", env, serr)
+			}
+		}
+	})
+	return err
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// serveFlags are the flags of serve (and dev, which takes the same).
+type serveFlags struct {
+	brokers          string
+	topic            string
+	dlqTopic         string
+	group            string
+	table            string
+	listen           string
+	authFile         string
+	schemaRegistry   string
+	dynamodbEndpoint string
+	logLevel         string
+	pageTokenKey     string
+	drainTimeout     time.Duration
+	configRefresh    time.Duration
+	maxConcurrency   int
+	maxPendingMB     int
+	linger           time.Duration
+	defaultShards    int
+	retentionDays    int
+}
+
+func (f *serveFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.brokers, "brokers", "127.0.0.1:9092", "Kafka bootstrap brokers, comma-separated")
+	fs.StringVar(&f.topic, "topic", "message-events", "topic of message events")
+	fs.StringVar(&f.dlqTopic, "dlq-topic", "message-events.dlq", "dead-letter topic")
+	fs.StringVar(&f.group, "group", "postflight", "Kafka consumer group")
+	f.registerTable(fs)
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "API listen address")
+	fs.StringVar(&f.authFile, "auth-file", "", "JSON file of API tokens (hashes); reloaded on SIGHUP")
+	fs.StringVar(&f.schemaRegistry, "schema-registry", "", "Confluent Schema Registry URL (empty: built-in schema IDs 1 and 2)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.pageTokenKey, "page-token-key", "", "secret that signs page tokens; the same on every API process (empty: random per process)")
+	fs.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "how long a rebalance or shutdown waits for in-flight writes")
+	fs.DurationVar(&f.configRefresh, "config-refresh", 10*time.Second, "how often account configuration (retention, shards) is reloaded")
+	fs.IntVar(&f.maxConcurrency, "max-concurrency", 64, "most concurrent DynamoDB write requests")
+	fs.IntVar(&f.maxPendingMB, "max-pending-mb", 64, "memory bound of records pending or in flight")
+	fs.DurationVar(&f.linger, "linger", 5*time.Millisecond, "how long a partial batch waits for more records")
+	fs.IntVar(&f.defaultShards, "default-shards", 1, "index shards of accounts without a schedule")
+	fs.IntVar(&f.retentionDays, "retention-days", 400, "retention of accounts without a policy")
+}
+
+func (f *serveFlags) registerTable(fs *flag.FlagSet) {
+	fs.StringVar(&f.table, "table", "postflight-messages", "DynamoDB table")
+	fs.StringVar(&f.dynamodbEndpoint, "dynamodb-endpoint", "", "DynamoDB endpoint URL (empty: the AWS SDK's resolution, which honours AWS_ENDPOINT_URL_DYNAMODB)")
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

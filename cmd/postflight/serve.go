@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/postflight/postflight/api"
+	"github.com/postflight/postflight/ingest"
+	"github.com/postflight/postflight/internal/telemetry"
+	"github.com/postflight/postflight/store"
+)
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("postflight serve", stderr)
+	var f serveFlags
+	f.register(fs)
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	if f.authFile == "" {
+		return errors.New("serve needs --auth-file (or POSTFLIGHT_AUTH_FILE)")
+	}
+	log, err := newLogger(f.logLevel, stderr)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, f, getenv, log, nil)
+}
+
+// serve runs ingest and the API until ctx is done. ln, if not nil, is the
+// API's listener (tests pass one on a free port).
+func serve(ctx context.Context, f serveFlags, getenv func(string) string, log *slog.Logger, ln net.Listener) error {
+	tel, err := telemetry.NewMetrics()
+	if err != nil {
+		return err
+	}
+	defer tel.Provider.Shutdown(context.WithoutCancel(ctx))
+	db, err := dynamoClient(ctx, f.dynamodbEndpoint, getenv)
+	if err != nil {
+		return err
+	}
+	st, err := store.New(db, store.Config{
+		Table: f.table, DefaultShards: f.defaultShards, DefaultRetentionDays: f.retentionDays,
+		ConfigRefresh: f.configRefresh,
+	}, log.With("component", "store"), tel.Provider)
+	if err != nil {
+		return err
+	}
+	if err := st.RefreshAccounts(ctx); err != nil {
+		return fmt.Errorf("initial account config load (does table %s exist? run 'postflight table create'): %w", f.table, err)
+	}
+	var schemas ingest.SchemaSource = ingest.StaticSchemas{}
+	if f.schemaRegistry != "" {
+		if schemas, err = ingest.NewRegistrySchemas(f.schemaRegistry, &http.Client{Timeout: 10 * time.Second}); err != nil {
+			return err
+		}
+	}
+	icfg := ingest.Config{
+		Brokers: splitList(f.brokers), Topic: f.topic, DLQTopic: f.dlqTopic, Group: f.group,
+		DrainTimeout: f.drainTimeout, MaxConcurrency: f.maxConcurrency, MaxPendingMB: f.maxPendingMB, Linger: f.linger,
+	}
+	dec := ingest.NewDecoder(schemas, st.Config().MaxClockSkew, nil)
+	in, err := ingest.New(icfg, st, dec, log.With("component", "ingest"), tel.Provider, nil)
+	if err != nil {
+		return err
+	}
+	auth, err := api.NewAuthenticator(f.authFile)
+	if err != nil {
+		return err
+	}
+	ready := func(ctx context.Context) error {
+		return errors.Join(st.Ping(ctx), in.Ready(ctx))
+	}
+	srv, err := api.New(api.Config{Listen: f.listen, PageTokenKey: []byte(f.pageTokenKey)}, st, auth, ready,
+		tel.Handler, log.With("component", "api"), tel.Provider)
+	if err != nil {
+		return err
+	}
+
+	// Shutdown order: ingest stops reading, drains and commits; then the
+	// API shuts down gracefully (it keeps answering while ingest drains).
+	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAPI()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer stopAPI()
+		return in.Run(gctx)
+	})
+	g.Go(func() error { return st.Run(gctx) })
+	g.Go(func() error {
+		err := srv.Run(apiCtx, ln)
+		if err != nil && gctx.Err() == nil {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error { return reloadOnHUP(gctx, auth, log) })
+	log.Info("postflight serving", "brokers", f.brokers, "topic", f.topic, "table", f.table, "listen", f.listen)
+	return g.Wait()
+}
+
+// reloadOnHUP reloads the auth file on SIGHUP until ctx is done.
+func reloadOnHUP(ctx context.Context, auth *api.Authenticator, log *slog.Logger) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+			if err := auth.Reload(); err != nil {
+				log.Error("auth file reload failed; keeping the previous tokens", "err", err)
+			} else {
+				log.Info("auth file reloaded", "tokens", auth.Tokens().Len())
+			}
+		}
+	}
+}

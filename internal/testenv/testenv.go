@@ -1,0 +1,95 @@
+// Package testenv gives integration tests the real parts they run against:
+// DynamoDB Local (shared per test binary, or dedicated for fault tests), a
+// DynamoDB client tuned for tests, unique table names, and an in-process
+// Kafka (kfake) on an ephemeral port.
+//
+// A package whose tests call DynamoDBEndpoint needs
+//
+//	func TestMain(m *testing.M) { testenv.Main(m) }
+//
+// so the shared DynamoDB Local is stopped when its tests end.
+//
+// Nothing here skips: when a part cannot start, the test fails (a skipped
+// integration test is a failure in this project), with the error saying what
+// to install.
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/postflight/postflight/store/ddblocal"
+)
+
+// EndpointEnv, if set, names a DynamoDB endpoint DynamoDBEndpoint returns
+// instead of starting DynamoDB Local (e.g. one started by the developer or CI).
+const EndpointEnv = "POSTFLIGHT_TEST_DYNAMODB_ENDPOINT"
+
+const (
+	// setupTimeout bounds fetching (a download on first use) plus starting.
+	setupTimeout = 5 * time.Minute
+	stopTimeout  = 30 * time.Second
+)
+
+// The DynamoDB Local shared by all tests of one test binary. This is the
+// package-level state the style guide otherwise forbids: tests of a binary
+// can only share something through it, and Main, which owns the binary's
+// lifetime, stops it.
+var (
+	mainCalled atomic.Bool
+	shared     struct {
+		once sync.Once
+		mu   sync.Mutex // guards proc against Main
+		proc *ddblocal.Process
+		err  error
+	}
+)
+
+// Main runs the tests, then stops what testenv started for the whole binary
+// and exits with the tests' code (1 if the shared DynamoDB Local had died on
+// its own). Call it from TestMain.
+func Main(m *testing.M) {
+	mainCalled.Store(true)
+	code := m.Run()
+	if err := stopShared(); err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func stopShared() error {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.proc == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	err := shared.proc.Stop(ctx)
+	shared.proc = nil
+	return err
+}
+
+// fetch makes sure DynamoDB Local is in the cache and returns its directory.
+func fetch(ctx context.Context, t testing.TB) (string, error) {
+	cacheDir, err := ddblocal.DefaultCacheDir()
+	if err != nil {
+		return "", err
+	}
+	return ddblocal.Fetch(ctx, cacheDir, testLogger(t))
+}
+
+// testLogger logs to t's output at info level. Only use it for work that
+// ends before t does: writing to a finished test's output panics.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), nil))
+}

@@ -1,0 +1,163 @@
+package ddblocal
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// countingPack runs the real npm pack and counts the calls.
+func countingPack(n *atomic.Int32) func(context.Context, string) error {
+	return func(ctx context.Context, dir string) error {
+		n.Add(1)
+		return npmPack(ctx, dir)
+	}
+}
+
+func TestFetchCachedDoesNotRunNpm(t *testing.T) {
+	t.Parallel()
+	cacheDir, dir := fetchShared(t)
+	jar := filepath.Join(dir, jarName)
+	before, err := os.Stat(jar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := fetcher{log: testLogger(t), pack: func(context.Context, string) error {
+		t.Error("npm pack ran although the cache was valid")
+		return nil
+	}}
+	got, err := f.fetch(t.Context(), cacheDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != dir {
+		t.Errorf("second fetch returned %q, first %q", got, dir)
+	}
+	after, err := os.Stat(jar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !after.ModTime().Equal(before.ModTime()) || !os.SameFile(before, after) {
+		t.Errorf("jar was rewritten by a cached fetch")
+	}
+}
+
+func TestFetchRefetchesCorruptedJar(t *testing.T) {
+	t.Parallel()
+	_, shared := fetchShared(t)
+	cacheDir := t.TempDir()
+	dir := filepath.Join(cacheDir, dirName)
+	copyDir(t, shared, dir)
+	// Flip one byte in the middle of the jar.
+	jar := filepath.Join(dir, jarName)
+	jf, err := os.OpenFile(jar, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := jf.Stat()
+	b := make([]byte, 1)
+	if _, err := jf.ReadAt(b, st.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if _, err := jf.WriteAt(b, st.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+	if err := jf.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := verify(dir); err == nil || !strings.Contains(err.Error(), "want "+JarSHA256) {
+		t.Fatalf("verify of corrupted jar = %v, want a hash mismatch", err)
+	}
+	// A fetch that died half way left this behind.
+	stale := filepath.Join(cacheDir, tempPrefix+"123")
+	if err := os.Mkdir(stale, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	// Several fetchers (as from parallel test binaries) notice the damage at
+	// once; the lock lets only the first download.
+	var packs atomic.Int32
+	f := fetcher{log: testLogger(t), pack: countingPack(&packs)}
+	const n = 3
+	dirs := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { dirs[i], errs[i] = f.fetch(t.Context(), cacheDir) })
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("fetch %d: %v", i, errs[i])
+		}
+		if dirs[i] != dir {
+			t.Errorf("fetch %d returned %q, want %q", i, dirs[i], dir)
+		}
+	}
+	if got := packs.Load(); got != 1 {
+		t.Errorf("npm pack ran %d times for %d concurrent fetches, want 1", got, n)
+	}
+	if err := verify(dir); err != nil {
+		t.Errorf("after refetch: %v", err)
+	}
+	entries, err := os.ReadDir(cacheDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if want := []string{dirName, lockName}; strings.Join(names, ",") != strings.Join(want, ",") {
+		t.Errorf("cache dir holds %v, want %v (temporary dirs cleaned up)", names, want)
+	}
+}
+
+func TestFetchWithoutNpm(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	_, err := Fetch(t.Context(), t.TempDir(), testLogger(t))
+	if err == nil {
+		t.Fatal("fetch without npm on PATH succeeded")
+	}
+	if want := "install Node.js and npm (Debian/Ubuntu: apt-get install nodejs npm)"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+}
+
+func TestFetchCancelledWhileLocked(t *testing.T) {
+	cacheDir := t.TempDir()
+	unlock, err := lockFile(t.Context(), filepath.Join(cacheDir, lockName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err = fetcher{pack: func(context.Context, string) error {
+		t.Error("npm pack ran without the lock")
+		return nil
+	}}.fetch(ctx, cacheDir)
+	if err == nil || !strings.Contains(err.Error(), "wait for lock") {
+		t.Errorf("fetch with the lock held and ctx cancelled = %v, want a lock wait error", err)
+	}
+}
+
+func TestDefaultCacheDir(t *testing.T) {
+	t.Setenv("POSTFLIGHT_CACHE_DIR", "/some/where")
+	if got, err := DefaultCacheDir(); err != nil || got != "/some/where" {
+		t.Errorf("with POSTFLIGHT_CACHE_DIR: %q, %v", got, err)
+	}
+	t.Setenv("POSTFLIGHT_CACHE_DIR", "")
+	user, err := os.UserCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := DefaultCacheDir(); err != nil || got != filepath.Join(user, "postflight") {
+		t.Errorf("without it: %q, %v, want %s/postflight", got, err, user)
+	}
+}
