@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -125,7 +126,11 @@ func hexSID(prefix string) string {
 // CPU-µs per record. "fake" points the SDK at an endpoint that answers at
 // once, isolating the pipeline's own cost; "dynamodb-local" writes for real.
 // Run with a fixed count: go test -run '^$' -bench Ingest -benchtime 100000x ./ingest/
+// The GC target is serve's default (--gogc 400) unless GOGC is set.
 func BenchmarkIngest(b *testing.B) {
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(400))
+	}
 	for _, target := range []string{"fake", "dynamodb-local"} {
 		b.Run(target, func(b *testing.B) { benchIngest(b, target) })
 	}

@@ -105,11 +105,11 @@ func (s *Service) consume(ctx context.Context, tr *tracker, rec *sarama.Consumer
 		}
 	}
 	if decide(&ev) == skipNonFinal {
-		s.m.records.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "non_final")))
+		s.m.records.Add(ctx, 1, s.m.nonFinal)
 		tk.finish()
 		return nil
 	}
-	s.m.records.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "final")))
+	s.m.records.Add(ctx, 1, s.m.final)
 	m := ev.Message()
 	it := &item{msg: &m, key: key(&m), size: approxSize(rec), tickets: []ticket{tk}, added: time.Now()}
 	return s.batcher.add(ctx, it)

@@ -3,11 +3,19 @@ package ingest
 import (
 	"context"
 
+	"github.com/postflight/postflight"
+
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 )
 
 type metrics struct {
+	// Attribute sets are built once: building them per record would allocate.
+	final, nonFinal metric.AddOption
+	byOutcome       [postflight.Unavailable + 1]metric.AddOption
+	retryBy         [postflight.Unavailable + 1]metric.AddOption
+	retryOpen       metric.AddOption
+
 	records     metric.Int64Counter // by result: final, non_final, dead_letter
 	outcomes    metric.Int64Counter // records settled, by write outcome
 	retries     metric.Int64Counter // by cause
@@ -17,6 +25,13 @@ type metrics struct {
 func newMetrics(m metric.Meter, s *Service) (metrics, error) {
 	var x metrics
 	var err error
+	set := func(kv ...attribute.KeyValue) metric.AddOption { return metric.WithAttributeSet(attribute.NewSet(kv...)) }
+	x.final, x.nonFinal = set(attribute.String("result", "final")), set(attribute.String("result", "non_final"))
+	for o := range x.byOutcome {
+		x.byOutcome[o] = set(attribute.String("outcome", postflight.WriteOutcome(o).String()))
+		x.retryBy[o] = set(attribute.String("cause", postflight.WriteOutcome(o).String()))
+	}
+	x.retryOpen = set(attribute.String("cause", "breaker_open"))
 	if x.records, err = m.Int64Counter("postflight.ingest.records", metric.WithDescription("Kafka records read, by result.")); err != nil {
 		return x, err
 	}

@@ -8,7 +8,6 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/postflight/postflight"
@@ -77,7 +76,7 @@ func (s *Service) writeBatch(ctx context.Context, batch []*item) (throttled bool
 		})
 		endSpans()
 		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-			s.m.retries.Add(ctx, int64(len(batch)), metric.WithAttributes(attribute.String("cause", "breaker_open")))
+			s.m.retries.Add(ctx, int64(len(batch)), s.m.retryOpen)
 			continue // nothing was sent
 		}
 		keep := batch[:0]
@@ -90,7 +89,7 @@ func (s *Service) writeBatch(ctx context.Context, batch []*item) (throttled bool
 				if r.Outcome == postflight.Throttled {
 					throttled = true
 				}
-				s.m.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("cause", r.Outcome.String())))
+				s.m.retries.Add(ctx, 1, s.m.retryBy[r.Outcome])
 				keep = append(keep, it)
 			}
 		}
@@ -106,7 +105,7 @@ func (s *Service) writeBatch(ctx context.Context, batch []*item) (throttled bool
 // topic first; its records (and those of a pending version it made
 // redundant) are then done.
 func (s *Service) finish(ctx context.Context, it *item, r postflight.WriteResult) {
-	s.m.outcomes.Add(ctx, int64(len(it.tickets)), metric.WithAttributes(attribute.String("outcome", r.Outcome.String())))
+	s.m.outcomes.Add(ctx, int64(len(it.tickets)), s.m.byOutcome[r.Outcome])
 	if r.Outcome == postflight.Rejected {
 		reason := "dynamodb rejected the item: " + errString(r.Err)
 		for _, tk := range it.tickets {
@@ -118,7 +117,7 @@ func (s *Service) finish(ctx context.Context, it *item, r postflight.WriteResult
 		}
 	}
 	if sup := s.batcher.done(it, r.Outcome == postflight.Applied); sup != nil {
-		s.m.outcomes.Add(ctx, int64(len(sup.tickets)), metric.WithAttributes(attribute.String("outcome", postflight.Superseded.String())))
+		s.m.outcomes.Add(ctx, int64(len(sup.tickets)), s.m.byOutcome[postflight.Superseded])
 		for _, tk := range sup.tickets {
 			tk.finish()
 		}

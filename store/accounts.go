@@ -176,8 +176,8 @@ func (s *Store) Run(ctx context.Context) error {
 	}
 }
 
-// ErrConflict means a concurrent configuration change won; re-read and retry.
-var ErrConflict = errors.New("concurrent configuration change")
+// ErrConflict means concurrent changes kept winning; the caller may retry.
+var ErrConflict = errors.New("concurrent change, retry")
 
 // updateAccount applies change to the stored configuration of an account
 // with optimistic concurrency, retrying a few times on conflict.

@@ -3,6 +3,8 @@ package store
 import (
 	"bytes"
 	"compress/flate"
+	_ "embed"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -10,99 +12,135 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/hamba/avro/v2"
 
 	"github.com/postflight/postflight"
 	"github.com/postflight/postflight/keydesign"
 )
 
-// Attribute names. Two-letter names cost two bytes per item each; the
-// mnemonic is in the comment. Neither DynamoDB's reserved words nor PartiQL
-// keywords are used, but statements quote them anyway.
+// Item layout
+//
+// A message item holds its keys, the attributes that conditions and filters
+// need as attributes of their own, and everything else packed into one
+// binary attribute d (Avro, see record.avsc), DEFLATE-compressed when that
+// saves space. Fewer attributes make items smaller (DynamoDB charges names
+// too) and write requests cheaper to build: an event write is 10 parameters,
+// whatever the message carries.
 const (
-	aSeq        = "q"  // sequence of the winning event (N)
+	aSeq        = "q"  // sequence of the winning event (N): the write condition
 	aRev        = "v"  // revision: +1 on every change, the API's ETag (N)
-	aStatus     = "st" // status (N, enum index)
-	aChannel    = "ch" // channel (N)
-	aDirection  = "dr" // direction (N)
-	aFrom       = "fa" // from address (S)
-	aTo         = "ta" // to address (S)
-	aBody       = "b"  // body (S)
-	aBodyZ      = "bz" // body, DEFLATE-compressed when that saves space (B)
-	aSegments   = "ns" // num_segments (N)
-	aMedia      = "nm" // num_media (N)
-	aPrice      = "pm" // price_micros (N)
-	aPriceUnit  = "pu" // price_unit (S)
-	aErrorCode  = "ec" // error_code (N)
-	aMsgService = "ms" // messaging_service_sid (S)
-	aContent    = "cs" // content_sid (S)
-	aTags       = "tg" // tags (M of S)
-	aSent       = "ds" // date_sent (N, unix millis)
-	aUpdated    = "du" // date_updated = event_time of the winning event (N, unix millis)
+	aStatus     = "st" // status (N, enum index): filter
+	aFrom       = "fa" // from address (S): filter
+	aTo         = "ta" // to address (S): filter
 	aTTL        = "x"  // expiry (N, unix seconds): DynamoDB's TTL attribute
+	aData       = "d"  // everything else (B): see record.avsc
 	aDeleted    = "dl" // tombstone marker (N 1): no event writes over it
 	aRedacted   = "rd" // body redacted by the API (N 1): no event writes a body again
-	aPriceFixed = "pc" // price corrected by the API (N 1): events no longer write the price
+	aPriceFixed = "pc" // price corrected by the API (N 1): events no longer set the price
 )
 
-// compressMin is the body length from which compression is tried: below it
-// DEFLATE rarely saves a whole write unit, and SMS bodies stay readable.
+// compressMin is the packed size from which compression is tried: below it
+// DEFLATE rarely saves a whole write unit, and short SMS stay cheap to encode.
 const compressMin = 256
+
+// Version bytes in front of d.
+const (
+	dAvro         byte = 1
+	dAvroDeflated byte = 2
+)
 
 // MaxItemBytes is DynamoDB's item size limit.
 const MaxItemBytes = 400 * 1024
 
-// field is one optional data attribute of an event write; the set of present
-// fields selects the statement text (statements are cached per set).
-type field uint8
+//go:embed record.avsc
+var recordSchemaJSON string
 
-const (
-	fBody field = iota
-	fBodyZ
-	fPrice
-	fPriceUnit
-	fErrorCode
-	fMsgService
-	fContent
-	fTags
-	fSent
-	numFields
+var (
+	recordSchema = avro.MustParse(recordSchemaJSON)
+	recordAPI    = avro.Config{TagKey: "avro", MaxByteSliceSize: MaxItemBytes * 8, MaxSliceAllocSize: MaxItemBytes * 8}.Freeze()
 )
 
-var fieldAttr = [numFields]string{aBody, aBodyZ, aPrice, aPriceUnit, aErrorCode, aMsgService, aContent, aTags, aSent}
+// record is the Avro shape of d.
+type record struct {
+	Channel             int32             `avro:"channel"`
+	Direction           int32             `avro:"direction"`
+	NumSegments         int32             `avro:"num_segments"`
+	NumMedia            int32             `avro:"num_media"`
+	Body                *string           `avro:"body"`
+	PriceMicros         *int64            `avro:"price_micros"`
+	PriceUnit           *string           `avro:"price_unit"`
+	ErrorCode           *int32            `avro:"error_code"`
+	MessagingServiceSID *string           `avro:"messaging_service_sid"`
+	ContentSID          *string           `avro:"content_sid"`
+	Tags                map[string]string `avro:"tags"`
+	DateSent            *int64            `avro:"date_sent"`
+	DateUpdated         int64             `avro:"date_updated"`
+}
 
-// pinned reports whether an API correction pins the field: redaction pins the
-// body, a price correction pins price and unit.
-func (f field) pinnedBy(redacted, priceFixed bool) bool {
-	switch f {
-	case fBody, fBodyZ:
-		return redacted
-	case fPrice, fPriceUnit:
-		return priceFixed
+var emptyTags = map[string]string{}
+
+// pack encodes the non-key part of m as the value of d.
+func pack(m *postflight.Message) ([]byte, error) {
+	r := record{
+		Channel: int32(m.Channel), Direction: int32(m.Direction), NumSegments: m.NumSegments, NumMedia: m.NumMedia,
+		Body: m.Body, PriceMicros: m.PriceMicros, PriceUnit: m.PriceUnit, ErrorCode: m.ErrorCode,
+		MessagingServiceSID: m.MessagingServiceSID, ContentSID: m.ContentSID, Tags: m.Tags,
+		DateUpdated: m.DateUpdated.UnixMilli(),
 	}
-	return false
+	if r.Tags == nil {
+		r.Tags = emptyTags
+	}
+	if m.DateSent != nil {
+		ms := m.DateSent.UnixMilli()
+		r.DateSent = &ms
+	}
+	raw, err := recordAPI.Marshal(recordSchema, &r)
+	if err != nil {
+		return nil, fmt.Errorf("pack message: %w", err)
+	}
+	if len(raw) >= compressMin {
+		if z, ok := deflate(raw); ok {
+			return append([]byte{dAvroDeflated}, z...), nil
+		}
+	}
+	return append([]byte{dAvro}, raw...), nil
 }
 
-// encoded is a message turned into attribute values once, reused by the
-// INSERT and (if the item exists) UPDATE statements.
-type encoded struct {
-	key      [2]types.AttributeValue // p, s
-	required [9]types.AttributeValue // g, t, q, st, ch, dr, fa, ta, ns... see requiredAttrs
-	opt      [numFields]types.AttributeValue
-	extra    [3]types.AttributeValue // nm, du, x: see extraAttrs
-	mask     uint16                  // bit f set when opt[f] is present
-	size     int    // DynamoDB item size estimate in bytes
-}
-
-// requiredAttrs are written by every event, in this order after the key.
-var requiredAttrs = [...]string{keydesign.AttrIndexPK, keydesign.AttrIndexSK, aSeq, aStatus, aChannel, aDirection, aFrom, aTo, aSegments}
-
-// extraAttrs are written by every event after the optional fields: media
-// count, date_updated and the TTL.
-var extraAttrs = [...]string{aMedia, aUpdated, aTTL}
-
-func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
-func num(n int64) types.AttributeValue {
-	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+// unpack decodes d into m's non-key fields.
+func unpack(d []byte, m *postflight.Message) error {
+	if len(d) == 0 {
+		return errors.New("empty data attribute")
+	}
+	raw := d[1:]
+	switch d[0] {
+	case dAvro:
+	case dAvroDeflated:
+		var err error
+		if raw, err = inflate(raw); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("unknown data version %d", d[0])
+	}
+	var r record
+	if err := recordAPI.Unmarshal(recordSchema, raw, &r); err != nil {
+		return fmt.Errorf("unpack message: %w", err)
+	}
+	m.Channel, m.Direction = postflight.Channel(r.Channel), postflight.Direction(r.Direction)
+	m.NumSegments, m.NumMedia = r.NumSegments, r.NumMedia
+	m.Body, m.PriceMicros, m.PriceUnit, m.ErrorCode = r.Body, r.PriceMicros, r.PriceUnit, r.ErrorCode
+	m.MessagingServiceSID, m.ContentSID = r.MessagingServiceSID, r.ContentSID
+	m.Tags = nil
+	if len(r.Tags) > 0 {
+		m.Tags = r.Tags
+	}
+	m.DateSent = nil
+	if r.DateSent != nil {
+		t := time.UnixMilli(*r.DateSent).UTC()
+		m.DateSent = &t
+	}
+	m.DateUpdated = time.UnixMilli(r.DateUpdated).UTC()
+	return nil
 }
 
 var flaters = sync.Pool{New: func() any {
@@ -110,36 +148,52 @@ var flaters = sync.Pool{New: func() any {
 	return w
 }}
 
-// compress returns body DEFLATE-compressed if that is at least 15% smaller.
-func compress(body string) ([]byte, bool) {
-	if len(body) < compressMin {
-		return nil, false
-	}
+// deflate returns b compressed if that is at least 15% smaller.
+func deflate(b []byte) ([]byte, bool) {
 	var buf bytes.Buffer
-	buf.Grow(len(body) / 2)
+	buf.Grow(len(b) / 2)
 	w := flaters.Get().(*flate.Writer)
 	defer flaters.Put(w)
 	w.Reset(&buf)
-	if _, err := io.WriteString(w, body); err != nil {
+	if _, err := w.Write(b); err != nil {
 		return nil, false
 	}
 	if err := w.Close(); err != nil {
 		return nil, false
 	}
-	if buf.Len() > len(body)*85/100 {
+	if buf.Len() > len(b)*85/100 {
 		return nil, false
 	}
 	return buf.Bytes(), true
 }
 
-func decompress(b []byte) (string, error) {
+func inflate(b []byte) ([]byte, error) {
 	r := flate.NewReader(bytes.NewReader(b))
 	defer r.Close()
 	out, err := io.ReadAll(io.LimitReader(r, MaxItemBytes*8))
 	if err != nil {
-		return "", fmt.Errorf("decompress body: %w", err)
+		return nil, fmt.Errorf("inflate data: %w", err)
 	}
-	return string(out), nil
+	return out, nil
+}
+
+// encoded is a message turned into the parameters of its write statements.
+type encoded struct {
+	key    [2]types.AttributeValue // p, s
+	values [8]types.AttributeValue // see valueAttrs
+	size   int                     // DynamoDB item size estimate in bytes
+
+	msg     *postflight.Message // kept to re-encode around pinned fields
+	indexPK string
+	expires time.Time
+}
+
+// valueAttrs are the attributes every event write sets, in statement order.
+var valueAttrs = [8]string{keydesign.AttrIndexPK, keydesign.AttrIndexSK, aSeq, aStatus, aFrom, aTo, aTTL, aData}
+
+func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
+func num(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
 }
 
 // attrSize is DynamoDB's size of a name and a value, close enough to decide
@@ -153,83 +207,36 @@ func attrSize(name string, v types.AttributeValue) int {
 		n += (len(v.Value)+1)/2 + 1
 	case *types.AttributeValueMemberB:
 		n += len(v.Value)
-	case *types.AttributeValueMemberM:
-		n += 3
-		for k, e := range v.Value {
-			n += 1 + attrSize(k, e)
-		}
 	default:
 		n++
 	}
 	return n
 }
 
-// encode turns m into attribute values. indexPK is the index partition key
-// chosen from the account's shard schedule; expires is the TTL.
-func encode(m *postflight.Message, indexPK string, expires time.Time) *encoded {
-	e := &encoded{}
+// encode turns m into statement parameters. indexPK is the index partition
+// key chosen from the account's shard schedule; expires is the TTL.
+func encode(m *postflight.Message, indexPK string, expires time.Time) (*encoded, error) {
+	d, err := pack(m)
+	if err != nil {
+		return nil, err
+	}
+	e := &encoded{msg: m, indexPK: indexPK, expires: expires}
 	e.key = [2]types.AttributeValue{str(m.SID), str(m.AccountSID)}
-	e.required = [9]types.AttributeValue{
+	e.values = [8]types.AttributeValue{
 		str(indexPK),
 		str(keydesign.IndexSK(m.DateCreated, m.SID)),
 		num(m.Sequence),
 		num(int64(m.Status)),
-		num(int64(m.Channel)),
-		num(int64(m.Direction)),
 		str(m.From),
 		str(m.To),
-		num(int64(m.NumSegments)),
+		num(expires.Unix()),
+		&types.AttributeValueMemberB{Value: d},
 	}
-	set := func(f field, v types.AttributeValue) {
-		e.opt[f] = v
-		e.mask |= 1 << f
+	e.size = attrSize(keydesign.AttrPK, e.key[0]) + attrSize(keydesign.AttrSK, e.key[1]) + len(aRev) + 2
+	for i, v := range e.values {
+		e.size += attrSize(valueAttrs[i], v)
 	}
-	if m.Body != nil {
-		if z, ok := compress(*m.Body); ok {
-			set(fBodyZ, &types.AttributeValueMemberB{Value: z})
-		} else {
-			set(fBody, str(*m.Body))
-		}
-	}
-	if m.PriceMicros != nil {
-		set(fPrice, num(*m.PriceMicros))
-	}
-	if m.PriceUnit != nil {
-		set(fPriceUnit, str(*m.PriceUnit))
-	}
-	if m.ErrorCode != nil {
-		set(fErrorCode, num(int64(*m.ErrorCode)))
-	}
-	if m.MessagingServiceSID != nil {
-		set(fMsgService, str(*m.MessagingServiceSID))
-	}
-	if m.ContentSID != nil {
-		set(fContent, str(*m.ContentSID))
-	}
-	if len(m.Tags) > 0 {
-		tags := make(map[string]types.AttributeValue, len(m.Tags))
-		for k, v := range m.Tags {
-			tags[k] = str(v)
-		}
-		set(fTags, &types.AttributeValueMemberM{Value: tags})
-	}
-	if m.DateSent != nil {
-		set(fSent, num(m.DateSent.UnixMilli()))
-	}
-	e.size = attrSize(keydesign.AttrPK, e.key[0]) + attrSize(keydesign.AttrSK, e.key[1]) + attrSize(aRev, num(1))
-	for i, v := range e.required {
-		e.size += attrSize(requiredAttrs[i], v)
-	}
-	for f, v := range e.opt {
-		if v != nil {
-			e.size += attrSize(fieldAttr[f], v)
-		}
-	}
-	e.extra = [3]types.AttributeValue{num(int64(m.NumMedia)), num(m.DateUpdated.UnixMilli()), num(expires.Unix())}
-	for i, v := range e.extra {
-		e.size += attrSize(extraAttrs[i], v)
-	}
-	return e
+	return e, nil
 }
 
 // decodeItem turns a stored item into a Message. ok is false for a tombstone
@@ -239,12 +246,16 @@ func decodeItem(item map[string]types.AttributeValue) (m postflight.Message, ok 
 		return m, false, nil
 	}
 	sk, _ := sAttr(item, keydesign.AttrIndexSK)
-	if sk == "" {
+	d, _ := item[aData].(*types.AttributeValueMemberB)
+	if sk == "" || d == nil {
 		return m, false, nil
 	}
 	created, sid, err := keydesign.ParseIndexSK(sk)
 	if err != nil {
 		return m, false, fmt.Errorf("item %s: %w", sk, err)
+	}
+	if err := unpack(d.Value, &m); err != nil {
+		return m, false, fmt.Errorf("item %s: %w", sid, err)
 	}
 	m.SID = sid
 	m.AccountSID, _ = sAttr(item, keydesign.AttrSK)
@@ -252,53 +263,9 @@ func decodeItem(item map[string]types.AttributeValue) (m postflight.Message, ok 
 	m.Sequence, _ = nAttr(item, aSeq)
 	m.Revision, _ = nAttr(item, aRev)
 	st, _ := nAttr(item, aStatus)
-	ch, _ := nAttr(item, aChannel)
-	dr, _ := nAttr(item, aDirection)
-	m.Status, m.Channel, m.Direction = postflight.Status(st), postflight.Channel(ch), postflight.Direction(dr)
+	m.Status = postflight.Status(st)
 	m.From, _ = sAttr(item, aFrom)
 	m.To, _ = sAttr(item, aTo)
-	ns, _ := nAttr(item, aSegments)
-	nm, _ := nAttr(item, aMedia)
-	m.NumSegments, m.NumMedia = int32(ns), int32(nm)
-	if b, ok := sAttr(item, aBody); ok {
-		m.Body = &b
-	} else if z, ok := item[aBodyZ].(*types.AttributeValueMemberB); ok {
-		b, err := decompress(z.Value)
-		if err != nil {
-			return m, false, err
-		}
-		m.Body = &b
-	}
-	if v, ok := nAttr(item, aPrice); ok {
-		m.PriceMicros = &v
-	}
-	if v, ok := sAttr(item, aPriceUnit); ok {
-		m.PriceUnit = &v
-	}
-	if v, ok := nAttr(item, aErrorCode); ok {
-		c := int32(v)
-		m.ErrorCode = &c
-	}
-	if v, ok := sAttr(item, aMsgService); ok {
-		m.MessagingServiceSID = &v
-	}
-	if v, ok := sAttr(item, aContent); ok {
-		m.ContentSID = &v
-	}
-	if tg, ok := item[aTags].(*types.AttributeValueMemberM); ok && len(tg.Value) > 0 {
-		m.Tags = make(map[string]string, len(tg.Value))
-		for k, v := range tg.Value {
-			if s, ok := v.(*types.AttributeValueMemberS); ok {
-				m.Tags[k] = s.Value
-			}
-		}
-	}
-	if v, ok := nAttr(item, aSent); ok {
-		t := time.UnixMilli(v).UTC()
-		m.DateSent = &t
-	}
-	du, _ := nAttr(item, aUpdated)
-	m.DateUpdated = time.UnixMilli(du).UTC()
 	return m, true, nil
 }
 

@@ -1,10 +1,15 @@
 package store
 
 import (
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/postflight/postflight"
 )
 
 type metrics struct {
+	outcomeAttrs [postflight.Unavailable + 1]metric.AddOption // precomputed: no allocation per write
+
 	writes    metric.Int64Counter     // by outcome
 	requests  metric.Int64Counter     // by operation and result
 	latency   metric.Float64Histogram // by operation
@@ -14,6 +19,9 @@ type metrics struct {
 func newMetrics(m metric.Meter) (metrics, error) {
 	var x metrics
 	var err error
+	for o := range x.outcomeAttrs {
+		x.outcomeAttrs[o] = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", postflight.WriteOutcome(o).String())))
+	}
 	if x.writes, err = m.Int64Counter("postflight.store.writes", metric.WithDescription("Messages handed to the store, by outcome.")); err != nil {
 		return x, err
 	}

@@ -23,70 +23,88 @@ type Patch struct {
 
 // Update applies a correction. ifRevision, when not nil, must equal the
 // stored revision (the API's If-Match) or ErrPreconditionFailed is returned.
+// It reads the item, applies the patch to the packed data, and writes it back
+// on condition that the revision has not moved (retrying a concurrent event
+// write when no If-Match was given). The pin markers make later events keep
+// the corrected fields (see resolve).
 func (s *Store) Update(ctx context.Context, account, sid string, p Patch, ifRevision *int64) (postflight.Message, error) {
-	if _, err := s.Get(ctx, account, sid); err != nil { // retention and tombstones hide it
+	acc, err := s.FreshAccount(ctx, account)
+	if err != nil {
 		return postflight.Message{}, err
 	}
-	names := map[string]string{"#p": keydesign.AttrPK, "#dl": aDeleted, "#v": aRev}
-	values := map[string]types.AttributeValue{":one": num(1)}
-	set := "SET #v = #v + :one"
-	remove := ""
-	if p.Redact {
-		names["#b"], names["#bz"], names["#rd"] = aBody, aBodyZ, aRedacted
-		values[":empty"] = str("")
-		set += ", #b = :empty, #rd = :one"
-		remove = " REMOVE #bz"
-	}
-	if p.PriceMicros != nil || p.PriceUnit != nil {
-		names["#pc"] = aPriceFixed
-		set += ", #pc = :one"
-	}
-	if p.PriceMicros != nil {
-		names["#pm"] = aPrice
-		values[":pm"] = num(*p.PriceMicros)
-		set += ", #pm = :pm"
-	}
-	if p.PriceUnit != nil {
-		names["#pu"] = aPriceUnit
-		values[":pu"] = str(*p.PriceUnit)
-		set += ", #pu = :pu"
-	}
-	cond := "attribute_exists(#p) AND attribute_not_exists(#dl)"
-	if ifRevision != nil {
-		values[":rev"] = num(*ifRevision)
-		cond += " AND #v = :rev"
-	}
-	start := time.Now()
-	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           &s.table,
-		Key:                                 map[string]types.AttributeValue{keydesign.AttrPK: str(sid), keydesign.AttrSK: str(account)},
-		UpdateExpression:                    aws.String(set + remove),
-		ConditionExpression:                 aws.String(cond),
-		ExpressionAttributeNames:            names,
-		ExpressionAttributeValues:           values,
-		ReturnValues:                        types.ReturnValueAllNew,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
-	s.observe(ctx, "patch", start, err)
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		// Deleted or gone since the read above, or the revision moved on.
-		if _, gerr := s.Get(ctx, account, sid); gerr != nil {
-			return postflight.Message{}, gerr
+	key := map[string]types.AttributeValue{keydesign.AttrPK: str(sid), keydesign.AttrSK: str(account)}
+	for range 5 {
+		start := time.Now()
+		out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key, ConsistentRead: aws.Bool(true)})
+		s.observe(ctx, "patch", start, err)
+		if err != nil {
+			return postflight.Message{}, fmt.Errorf("read message: %w", err)
 		}
-		return postflight.Message{}, postflight.ErrPreconditionFailed
+		m, ok, err := decodeItem(out.Item)
+		if err != nil {
+			return m, err
+		}
+		if !ok || m.DateCreated.Before(s.retentionCutoff(acc)) {
+			return postflight.Message{}, postflight.ErrNotFound
+		}
+		if ifRevision != nil && *ifRevision != m.Revision {
+			return postflight.Message{}, postflight.ErrPreconditionFailed
+		}
+		names := map[string]string{"#d": aData, "#v": aRev, "#dl": aDeleted}
+		set := "SET #d = :d, #v = #v + :one"
+		if p.Redact {
+			empty := ""
+			m.Body = &empty
+			names["#rd"] = aRedacted
+			set += ", #rd = :one"
+		}
+		if p.PriceMicros != nil || p.PriceUnit != nil {
+			names["#pc"] = aPriceFixed
+			set += ", #pc = :one"
+		}
+		if p.PriceMicros != nil {
+			m.PriceMicros = p.PriceMicros
+		}
+		if p.PriceUnit != nil {
+			m.PriceUnit = p.PriceUnit
+		}
+		d, err := pack(&m)
+		if err != nil {
+			return m, err
+		}
+		start = time.Now()
+		upd, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                &s.table,
+			Key:                      key,
+			UpdateExpression:         aws.String(set),
+			ConditionExpression:      aws.String("#v = :rev AND attribute_not_exists(#dl)"),
+			ExpressionAttributeNames: names,
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":d": &types.AttributeValueMemberB{Value: d}, ":one": num(1), ":rev": num(m.Revision),
+			},
+			ReturnValues: types.ReturnValueAllNew,
+		})
+		s.observe(ctx, "patch", start, err)
+		var ccf *types.ConditionalCheckFailedException
+		if errors.As(err, &ccf) {
+			if ifRevision != nil {
+				return postflight.Message{}, postflight.ErrPreconditionFailed
+			}
+			continue // an event or another patch landed in between: read again
+		}
+		if err != nil {
+			return postflight.Message{}, fmt.Errorf("update message: %w", err)
+		}
+		m, ok, err = decodeItem(upd.Attributes)
+		if err != nil {
+			return m, err
+		}
+		if !ok {
+			return m, postflight.ErrNotFound
+		}
+		return m, nil
 	}
-	if err != nil {
-		return postflight.Message{}, fmt.Errorf("update message: %w", err)
-	}
-	m, ok, err := decodeItem(out.Attributes)
-	if err != nil {
-		return m, err
-	}
-	if !ok {
-		return m, postflight.ErrNotFound
-	}
-	return m, nil
+	return postflight.Message{}, ErrConflict
 }
 
 // Delete replaces a message by a tombstone: every data attribute is removed
@@ -100,9 +118,7 @@ func (s *Store) Update(ctx context.Context, account, sid string, p Patch, ifRevi
 // resurrect it, even after the account's retention is raised.
 func (s *Store) Delete(ctx context.Context, account, sid string) error {
 	now := s.cfg.Now()
-	remove := []string{keydesign.AttrIndexPK, keydesign.AttrIndexSK, aStatus, aChannel, aDirection, aFrom, aTo,
-		aBody, aBodyZ, aSegments, aMedia, aPrice, aPriceUnit, aErrorCode, aMsgService, aContent, aTags, aSent,
-		aUpdated, aRedacted, aPriceFixed}
+	remove := []string{keydesign.AttrIndexPK, keydesign.AttrIndexSK, aStatus, aFrom, aTo, aData, aRedacted, aPriceFixed}
 	names := map[string]string{"#dl": aDeleted, "#v": aRev, "#x": aTTL}
 	expr := "REMOVE "
 	for i, a := range remove {

@@ -2,117 +2,70 @@ package store
 
 import (
 	"strings"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
-// statements builds and caches the PartiQL texts of event writes. A text
-// depends only on which optional fields are present (and, for the slow path,
-// which fields are pinned), so there are a few dozen in practice and each is
+// statements holds the PartiQL texts of event writes. Every event write sets
+// the same attributes (valueAttrs), so there are three texts per table,
 // built once.
 type statements struct {
-	table string
-	mu    sync.RWMutex
-	cache map[stmtKey]string
+	insert string // fails with DuplicateItem if the item exists
+	update string // condition: older sequence, no tombstone, nothing pinned
+	pinned string // condition: older sequence, no tombstone, same revision
 }
 
 type stmtKind uint8
 
 const (
 	kindInsert stmtKind = iota
-	kindUpdate          // condition: older sequence, no tombstone, nothing pinned
-	kindPinned          // condition: older sequence, no tombstone, same revision; pinned fields untouched
+	kindUpdate
+	kindPinned
 )
 
-type stmtKey struct {
-	kind       stmtKind
-	mask       uint16
-	redacted   bool
-	priceFixed bool
-}
-
 func (s *statements) init(table string) {
-	s.table = `"` + strings.ReplaceAll(table, `"`, `""`) + `"`
-	s.cache = map[stmtKey]string{}
-}
-
-func (s *statements) get(k stmtKey) string {
-	s.mu.RLock()
-	t, ok := s.cache[k]
-	s.mu.RUnlock()
-	if ok {
-		return t
-	}
-	t = s.build(k)
-	s.mu.Lock()
-	s.cache[k] = t
-	s.mu.Unlock()
-	return t
-}
-
-func (s *statements) build(k stmtKey) string {
+	t := `"` + strings.ReplaceAll(table, `"`, `""`) + `"`
 	var b strings.Builder
-	if k.kind == kindInsert {
-		b.WriteString("INSERT INTO " + s.table + " VALUE {'p':?,'s':?")
-		for _, a := range requiredAttrs {
-			b.WriteString(",'" + a + "':?")
-		}
-		for f := range numFields {
-			if k.mask&(1<<f) != 0 {
-				b.WriteString(",'" + fieldAttr[f] + "':?")
-			}
-		}
-		for _, a := range extraAttrs {
-			b.WriteString(",'" + a + "':?")
-		}
-		b.WriteString(",'" + aRev + "':1}")
-		return b.String()
+	b.WriteString("INSERT INTO " + t + " VALUE {'p':?,'s':?")
+	for _, a := range valueAttrs {
+		b.WriteString(",'" + a + "':?")
 	}
-	b.WriteString("UPDATE " + s.table)
-	for _, a := range requiredAttrs {
-		b.WriteString(` SET "` + a + `"=?`)
-	}
-	for f := range numFields {
-		switch {
-		case f.pinnedBy(k.redacted, k.priceFixed):
-		case k.mask&(1<<f) != 0:
-			b.WriteString(` SET "` + fieldAttr[f] + `"=?`)
-		default:
-			b.WriteString(` REMOVE "` + fieldAttr[f] + `"`)
-		}
-	}
-	for _, a := range extraAttrs {
+	b.WriteString(",'" + aRev + "':1}")
+	s.insert = b.String()
+
+	b.Reset()
+	b.WriteString("UPDATE " + t)
+	for _, a := range valueAttrs {
 		b.WriteString(` SET "` + a + `"=?`)
 	}
 	b.WriteString(` SET "` + aRev + `"="` + aRev + `"+1 WHERE "p"=? AND "s"=? AND "` + aSeq + `"<? AND "` + aDeleted + `" IS MISSING`)
-	if k.kind == kindUpdate {
-		b.WriteString(` AND "` + aRedacted + `" IS MISSING AND "` + aPriceFixed + `" IS MISSING`)
-	} else {
-		b.WriteString(` AND "` + aRev + `"=?`)
+	common := b.String()
+	s.update = common + ` AND "` + aRedacted + `" IS MISSING AND "` + aPriceFixed + `" IS MISSING`
+	s.pinned = common + ` AND "` + aRev + `"=?`
+}
+
+func (s *statements) text(k stmtKind) string {
+	switch k {
+	case kindInsert:
+		return s.insert
+	case kindUpdate:
+		return s.update
 	}
-	return b.String()
+	return s.pinned
 }
 
 // params returns the parameters of statement k for e, in statement order.
 // rev is the expected revision of a kindPinned statement.
-func (e *encoded) params(k stmtKey, rev int64) []types.AttributeValue {
-	ps := make([]types.AttributeValue, 0, 2+len(e.required)+int(numFields)+len(e.extra)+3)
-	if k.kind == kindInsert {
+func (e *encoded) params(k stmtKind, rev int64) []types.AttributeValue {
+	ps := make([]types.AttributeValue, 0, 2+len(e.values)+4)
+	if k == kindInsert {
 		ps = append(ps, e.key[:]...)
+		return append(ps, e.values[:]...)
 	}
-	ps = append(ps, e.required[:]...)
-	for f := range numFields {
-		if e.mask&(1<<f) != 0 && (k.kind == kindInsert || !f.pinnedBy(k.redacted, k.priceFixed)) {
-			ps = append(ps, e.opt[f])
-		}
-	}
-	ps = append(ps, e.extra[:]...)
-	if k.kind != kindInsert {
-		ps = append(ps, e.key[0], e.key[1], e.required[2]) // WHERE p, s, q <
-		if k.kind == kindPinned {
-			ps = append(ps, num(rev))
-		}
+	ps = append(ps, e.values[:]...)
+	ps = append(ps, e.key[0], e.key[1], e.values[2]) // WHERE p, s, q <
+	if k == kindPinned {
+		ps = append(ps, num(rev))
 	}
 	return ps
 }

@@ -56,13 +56,13 @@ func (s *Store) WriteBatch(ctx context.Context, msgs []*postflight.Message, res 
 		encs[i] = e
 		todo = append(todo, i)
 	}
-	exists := s.execute(ctx, todo, encs, stmtKey{kind: kindInsert}, res, types.BatchStatementErrorCodeEnumDuplicateItem)
-	conflicts := s.execute(ctx, exists, encs, stmtKey{kind: kindUpdate}, res, types.BatchStatementErrorCodeEnumConditionalCheckFailed)
+	exists := s.execute(ctx, todo, encs, kindInsert, res, types.BatchStatementErrorCodeEnumDuplicateItem)
+	conflicts := s.execute(ctx, exists, encs, kindUpdate, res, types.BatchStatementErrorCodeEnumConditionalCheckFailed)
 	for _, i := range conflicts {
 		res[i] = s.resolve(ctx, encs[i])
 	}
 	for i := range msgs {
-		s.m.writes.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", res[i].Outcome.String())))
+		s.m.writes.Add(ctx, 1, s.m.outcomeAttrs[res[i].Outcome])
 	}
 }
 
@@ -74,7 +74,10 @@ func (s *Store) prepare(m *postflight.Message, now time.Time) (*encoded, postfli
 		return nil, postflight.Expired, nil
 	}
 	n := acc.Schedule.At(m.DateCreated)
-	e := encode(m, keydesign.IndexPK(m.AccountSID, keydesign.Shard(m.SID, n)), expires)
+	e, err := encode(m, keydesign.IndexPK(m.AccountSID, keydesign.Shard(m.SID, n)), expires)
+	if err != nil {
+		return nil, postflight.Rejected, err
+	}
 	if e.size > MaxItemBytes {
 		return nil, postflight.Rejected, fmt.Errorf("item of about %d bytes exceeds DynamoDB's %d", e.size, MaxItemBytes)
 	}
@@ -86,17 +89,17 @@ func days(n int) time.Duration { return time.Duration(n) * 24 * time.Hour }
 // execute runs one statement per index in idx as a single
 // BatchExecuteStatement and records each outcome in res. It returns the
 // indexes whose statement failed with next (they go on to the next phase).
-func (s *Store) execute(ctx context.Context, idx []int, encs []*encoded, k stmtKey, res []postflight.WriteResult, next types.BatchStatementErrorCodeEnum) []int {
+func (s *Store) execute(ctx context.Context, idx []int, encs []*encoded, k stmtKind, res []postflight.WriteResult, next types.BatchStatementErrorCodeEnum) []int {
 	if len(idx) == 0 {
 		return nil
 	}
+	text := aws.String(s.stmts.text(k))
 	req := make([]types.BatchStatementRequest, len(idx))
 	for j, i := range idx {
-		k.mask = encs[i].mask
-		req[j] = types.BatchStatementRequest{Statement: aws.String(s.stmts.get(k)), Parameters: encs[i].params(k, 0)}
+		req[j] = types.BatchStatementRequest{Statement: text, Parameters: encs[i].params(k, 0)}
 	}
 	op := "insert"
-	if k.kind != kindInsert {
+	if k != kindInsert {
 		op = "update"
 	}
 	start := time.Now()
@@ -145,10 +148,12 @@ type StatementError struct {
 func (e *StatementError) Error() string { return "dynamodb: " + e.Code + ": " + e.Message }
 
 // resolve settles a message whose conditional UPDATE failed: it reads the
-// item and decides. Under contention it tries again a few times, then gives
-// the message back as Unavailable for the pipeline to retry later.
+// item and decides. A stored item with pinned fields (redacted body,
+// corrected price) is rewritten with the new event's state around them, on
+// condition that its revision has not moved. Under contention it tries again
+// a few times, then gives the message back as Unavailable for the pipeline
+// to retry later.
 func (s *Store) resolve(ctx context.Context, e *encoded) postflight.WriteResult {
-	seq, _ := nAttr(map[string]types.AttributeValue{aSeq: e.required[2]}, aSeq)
 	for range 4 {
 		start := time.Now()
 		out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
@@ -161,23 +166,23 @@ func (s *Store) resolve(ctx context.Context, e *encoded) postflight.WriteResult 
 			return postflight.WriteResult{Outcome: classify(err), Err: err}
 		}
 		item := out.Item
-		var k stmtKey
-		var rev int64
+		k, w, rev := kindInsert, e, int64(0)
 		switch {
 		case item == nil: // expired or removed since: write it afresh
-			k = stmtKey{kind: kindInsert, mask: e.mask}
 		case item[aDeleted] != nil:
 			return postflight.WriteResult{Outcome: postflight.Tombstoned}
 		default:
-			stored, _ := nAttr(item, aSeq)
-			if stored >= seq {
+			if stored, _ := nAttr(item, aSeq); stored >= e.msg.Sequence {
 				return postflight.WriteResult{Outcome: postflight.Superseded}
 			}
 			rev, _ = nAttr(item, aRev)
-			k = stmtKey{kind: kindPinned, mask: e.mask, redacted: item[aRedacted] != nil, priceFixed: item[aPriceFixed] != nil}
+			k = kindPinned
+			if w, err = s.aroundPins(e, item); err != nil {
+				return postflight.WriteResult{Outcome: postflight.Rejected, Err: err}
+			}
 		}
 		start = time.Now()
-		_, err = s.db.ExecuteStatement(ctx, &dynamodb.ExecuteStatementInput{Statement: aws.String(s.stmts.get(k)), Parameters: e.params(k, rev)}, s.noRetry)
+		_, err = s.db.ExecuteStatement(ctx, &dynamodb.ExecuteStatementInput{Statement: aws.String(s.stmts.text(k)), Parameters: w.params(k, rev)}, s.noRetry)
 		s.observe(ctx, "resolve", start, err)
 		var ccf *types.ConditionalCheckFailedException
 		var dup *types.DuplicateItemException
@@ -196,4 +201,27 @@ func (s *Store) resolve(ctx context.Context, e *encoded) postflight.WriteResult 
 		}
 	}
 	return postflight.WriteResult{Outcome: postflight.Unavailable, Err: errors.New("item kept changing while resolving a conditional write")}
+}
+
+// aroundPins re-encodes e's message keeping the fields the stored item's API
+// corrections pinned: a redacted body stays "", a corrected price stays.
+func (s *Store) aroundPins(e *encoded, item map[string]types.AttributeValue) (*encoded, error) {
+	_, redacted := item[aRedacted]
+	_, priceFixed := item[aPriceFixed]
+	if !redacted && !priceFixed {
+		return e, nil
+	}
+	stored, ok, err := decodeItem(item)
+	if err != nil || !ok {
+		return nil, fmt.Errorf("read pinned fields: %w", err)
+	}
+	m := *e.msg
+	if redacted {
+		empty := ""
+		m.Body = &empty
+	}
+	if priceFixed {
+		m.PriceMicros, m.PriceUnit = stored.PriceMicros, stored.PriceUnit
+	}
+	return encode(&m, e.indexPK, e.expires)
 }

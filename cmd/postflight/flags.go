@@ -61,6 +61,7 @@ type serveFlags struct {
 	linger           time.Duration
 	defaultShards    int
 	retentionDays    int
+	gogc             int
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -81,6 +82,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.linger, "linger", 5*time.Millisecond, "how long a partial batch waits for more records")
 	fs.IntVar(&f.defaultShards, "default-shards", 1, "index shards of accounts without a schedule")
 	fs.IntVar(&f.retentionDays, "retention-days", 400, "retention of accounts without a policy")
+	fs.IntVar(&f.gogc, "gogc", 400, "Go GC target percentage (GOGC); the pending buffer bounds the live heap, so a higher target trades memory for CPU")
 }
 
 func (f *serveFlags) registerTable(fs *flag.FlagSet) {

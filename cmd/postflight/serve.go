@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -41,6 +42,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 // serve runs ingest and the API until ctx is done. ln, if not nil, is the
 // API's listener (tests pass one on a free port).
 func serve(ctx context.Context, f serveFlags, getenv func(string) string, log *slog.Logger, ln net.Listener) error {
+	if f.gogc > 0 {
+		debug.SetGCPercent(f.gogc)
+	}
 	tel, err := telemetry.NewMetrics()
 	if err != nil {
 		return err
