@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -91,11 +92,11 @@ func TestContract(t *testing.T) {
 	one := m + "/" + sid
 	ret := "/v1/accounts/" + acc + "/retention"
 	type tc struct {
-		h                       http.Handler
+		h                        http.Handler
 		method, target, ct, body string
-		hdr                     []string
-		noauth                  bool
-		want                    int
+		hdr                      []string
+		noauth                   bool
+		want                     int
 	}
 	cases := []tc{
 		{ok, "GET", m, "", "", nil, false, 200},
@@ -167,6 +168,95 @@ func TestContract(t *testing.T) {
 		resp, b := v.Serve(t, c.h, req)
 		if resp.StatusCode != c.want {
 			t.Errorf("%s %s: %d, want %d: %s", c.method, c.target, resp.StatusCode, c.want, b)
+		}
+	}
+}
+
+// The noisy-neighbour limits and strict bodies answer as the spec says.
+func TestContractLimitsAndStrictBodies(t *testing.T) {
+	v := openapitest.New(t)
+	path := filepath.Join(t.TempDir(), "auth.json")
+	tok, err := api.WriteDevAuthFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := api.NewAuthenticator(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := api.New(api.Config{Now: func() time.Time { return now }, RatePerToken: 1000, BurstPerToken: 1000, RatePerAccount: 1, BurstPerAccount: 2},
+		&fakeStore{}, auth, nil, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.Handler()
+	do := func(method, target, ct, body string) (*http.Response, []byte) {
+		t.Helper()
+		var req *http.Request
+		if body != "" {
+			req = httptest.NewRequest(method, target, strings.NewReader(body))
+			req.Header.Set("Content-Type", ct)
+		} else {
+			req = httptest.NewRequest(method, target, nil)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		return v.Serve(t, h, req)
+	}
+	// Strict bodies: each 400 names the member at fault. These use another
+	// account each, so the account limit below is not touched.
+	one := func(i int) string {
+		return fmt.Sprintf("/v1/accounts/AC%032x/messages/%s", i, sid)
+	}
+	for i, c := range []struct{ ct, body, param string }{
+		{"application/json", `{"BODY":""}`, "BODY"},
+		{"application/json", `{"body":"","body":""}`, "body"},
+		{"application/json", `{"body":"","price_micros":null}`, "price_micros"},
+		{"application/json", `[]`, "body"},
+		{"application/json", `{"price_micros":"5"}`, "price_micros"},
+		{"application/json", `{"price_micros":5.5}`, "price_micros"},
+		{"application/json", `{"price_unit":"usd"}`, "price_unit"},
+		{"application/json", `{"body":"x"}`, "body"},
+		{"application/json", `{"body":""}{}`, "body"},
+		{"application/json", `{"body":`, "body"},
+	} {
+		resp, b := do("PATCH", one(i+1), c.ct, c.body)
+		if resp.StatusCode != 400 || !strings.Contains(string(b), `"name":"`+c.param+`"`) {
+			t.Errorf("PATCH %s: %d %s, want 400 naming %s", c.body, resp.StatusCode, b, c.param)
+		}
+	}
+	for i, c := range []struct{ body, param string }{
+		{`{"days":null}`, "days"}, {`{"Days":30}`, "Days"}, {`{"days":"30"}`, "days"}, {`{}`, "days"}, {`{"days":3651}`, "days"},
+	} {
+		resp, b := do("PUT", fmt.Sprintf("/v1/accounts/AC%032x/retention", 100+i), "application/json", c.body)
+		if resp.StatusCode != 400 || !strings.Contains(string(b), `"name":"`+c.param+`"`) {
+			t.Errorf("PUT %s: %d %s, want 400 naming %s", c.body, resp.StatusCode, b, c.param)
+		}
+	}
+	// The account's burst is 2: the third request is a 429 with Retry-After,
+	// on every /v1 route.
+	m := "/v1/accounts/" + acc + "/messages"
+	for _, c := range []struct{ method, target, ct, body string }{
+		{"GET", m, "", ""}, {"GET", m + "/" + sid, "", ""},
+	} {
+		do(c.method, c.target, c.ct, c.body)
+	}
+	for _, c := range []struct{ method, target, ct, body string }{
+		{"GET", m, "", ""},
+		{"GET", m + "/" + sid, "", ""},
+		{"PATCH", m + "/" + sid, "application/json", `{"body":""}`},
+		{"DELETE", m + "/" + sid, "", ""},
+		{"GET", "/v1/accounts/" + acc + "/retention", "", ""},
+		{"PUT", "/v1/accounts/" + acc + "/retention", "application/json", `{"days":30}`},
+	} {
+		resp, b := do(c.method, c.target, c.ct, c.body)
+		if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%s %s: %d %s, want 429 with Retry-After", c.method, c.target, resp.StatusCode, b)
+		}
+	}
+	// Unlimited routes stay open.
+	for _, p := range []string{"/healthz", "/openapi.json"} {
+		if resp, _ := do("GET", p, "", ""); resp.StatusCode != 200 {
+			t.Errorf("%s: %d", p, resp.StatusCode)
 		}
 	}
 }

@@ -1,12 +1,16 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/postflight/postflight"
 	"github.com/postflight/postflight/keydesign"
@@ -26,22 +30,50 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.cfg.Now().UTC().Truncate(time.Millisecond)
 	fp := p.fingerprint()
+	var cursor *keydesign.Cursor
 	if p.token != "" {
 		c, err := keydesign.DecodeToken(s.cfg.PageTokenKey, p.token, fp, now, s.cfg.PageTokenTTL)
 		if err != nil {
 			writeProblem(w, badRequest("page_token is not valid for this query", InvalidParam{Name: "page_token", Reason: tokenReason(err)}))
 			return
 		}
+		cursor = &c
 		p.q.After, now = c.After, c.Issued
 	}
+	key := p.flightKey(cursor)
 	if err := p.resolveRange(now, s.cfg.DefaultRange, s.cfg.MaxRange); err != nil {
 		writeProblem(w, badRequestFrom(err))
 		return
 	}
-	page, err := s.st.List(r.Context(), p.q)
-	if err != nil {
+	body, joined, err := s.lists.do(r.Context(), key, func(ctx context.Context) ([]byte, error) {
+		return s.readPage(ctx, p, fp, now)
+	})
+	if joined {
+		s.m.coalesced.Add(r.Context(), 1)
+	}
+	switch {
+	case errors.Is(err, errListBusy):
+		s.m.throttled.Add(r.Context(), 1, metric.WithAttributes(attribute.String("limit", "list_inflight")))
+		pr := serviceUnavailable(time.Second)
+		pr.Detail = "too many list requests in flight; retry shortly"
+		writeProblem(w, pr)
+	case errors.Is(err, errShuttingDown):
+		pr := serviceUnavailable(time.Second)
+		pr.Detail = "the server is shutting down"
+		writeProblem(w, pr)
+	case err != nil:
 		s.storeError(w, r, err)
-		return
+	default:
+		writeJSONBody(w, http.StatusOK, body)
+	}
+}
+
+// readPage reads one page from the store and returns the response body.
+// now is the time the range was resolved at, carried in the next page token.
+func (s *Server) readPage(ctx context.Context, p listParams, fp uint64, now time.Time) ([]byte, error) {
+	page, err := s.st.List(ctx, p.q)
+	if err != nil {
+		return nil, err
 	}
 	out := messagePage{Messages: page.Messages}
 	if out.Messages == nil {
@@ -50,12 +82,15 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
 	if page.More {
 		tok, err := keydesign.EncodeToken(s.cfg.PageTokenKey, keydesign.Cursor{Fingerprint: fp, After: page.Last, Issued: now})
 		if err != nil {
-			s.storeError(w, r, err)
-			return
+			return nil, err
 		}
 		out.NextPageToken = tok
 	}
-	writeJSON(w, http.StatusOK, out)
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
 }
 
 func tokenReason(err error) string {
@@ -196,7 +231,7 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, notFound())
 	case errors.Is(err, postflight.ErrPreconditionFailed):
 		writeProblem(w, preconditionFailed())
-	case r.Context().Err() != nil:
+	case r.Context().Err() != nil, errors.Is(err, context.DeadlineExceeded):
 		p := serviceUnavailable(time.Second)
 		p.Detail = "the request deadline passed"
 		writeProblem(w, p)

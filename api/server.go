@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"time"
@@ -50,6 +51,23 @@ type Config struct {
 	IdleTimeout       time.Duration // default 2m
 	ShutdownTimeout   time.Duration // graceful shutdown deadline, default 15s
 
+	// Noisy neighbours (ratelimit.go, coalesce.go). Rates are requests per
+	// second of every /v1 route; a negative rate means no limit. A zero
+	// burst is one second's worth of the rate (at least 1).
+	RatePerToken    float64 // per bearer token, default 500
+	BurstPerToken   int
+	RatePerAccount  float64 // per account, whichever token calls, default 200
+	BurstPerAccount int
+	// MaxLimiters bounds the token buckets kept per kind (least recently
+	// used evicted), default 10,000.
+	MaxLimiters int
+	// MaxListInflight caps the list reads of DynamoDB running at once in the
+	// process (each fans out to up to store.Config.ListFanout queries),
+	// default 32. ListQueueTimeout is how long a list waits for a slot
+	// before a 503, default 1s.
+	MaxListInflight  int
+	ListQueueTimeout time.Duration
+
 	Now func() time.Time
 }
 
@@ -72,6 +90,26 @@ func (c *Config) setDefaults() {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 64 << 10
 	}
+	if c.RatePerToken == 0 {
+		c.RatePerToken = 500
+	}
+	if c.RatePerAccount == 0 {
+		c.RatePerAccount = 200
+	}
+	burst := func(b *int, perSec float64) {
+		if *b == 0 {
+			*b = max(1, int(math.Ceil(perSec)))
+		}
+	}
+	burst(&c.BurstPerToken, c.RatePerToken)
+	burst(&c.BurstPerAccount, c.RatePerAccount)
+	if c.MaxLimiters == 0 {
+		c.MaxLimiters = 10_000
+	}
+	if c.MaxListInflight == 0 {
+		c.MaxListInflight = 32
+	}
+	dur(&c.ListQueueTimeout, time.Second)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -84,6 +122,18 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		return errors.New("api: max body bytes must be at least 1024")
+	}
+	if c.BurstPerToken < 0 || c.BurstPerAccount < 0 {
+		return errors.New("api: rate limit bursts must not be negative")
+	}
+	if c.MaxLimiters < 1 {
+		return fmt.Errorf("api: max limiters %d must be at least 1", c.MaxLimiters)
+	}
+	if c.MaxListInflight < 1 {
+		return fmt.Errorf("api: max list in flight %d must be at least 1", c.MaxListInflight)
+	}
+	if c.RequestTimeout < 0 || c.ListQueueTimeout < 0 || c.ReadHeaderTimeout < 0 || c.IdleTimeout < 0 || c.ShutdownTimeout < 0 {
+		return errors.New("api: timeouts must not be negative")
 	}
 	return nil
 }
@@ -98,6 +148,8 @@ type Server struct {
 	log     *slog.Logger
 	m       apiMetrics
 	mux     *http.ServeMux
+	limits  rateLimits
+	lists   *listReads
 }
 
 // New returns a Server. ready reports readiness (Kafka and DynamoDB);
@@ -119,9 +171,14 @@ func New(cfg Config, st Store, auth *Authenticator, ready func(context.Context) 
 	if metrics == nil {
 		metrics = http.NotFoundHandler()
 	}
-	s := &Server{cfg: cfg, st: st, auth: auth, ready: ready, metrics: metrics, log: log}
+	s := &Server{cfg: cfg, st: st, auth: auth, ready: ready, metrics: metrics, log: log,
+		limits: newRateLimits(&cfg), lists: newListReads(&cfg)}
+	meter := mp.Meter("github.com/postflight/postflight/api")
 	var err error
-	if s.m, err = newAPIMetrics(mp.Meter("github.com/postflight/postflight/api")); err != nil {
+	if s.m, err = newAPIMetrics(meter); err != nil {
+		return nil, err
+	}
+	if err := observeListInflight(meter, s.lists); err != nil {
 		return nil, err
 	}
 	s.routes()
@@ -130,12 +187,17 @@ func New(cfg Config, st Store, auth *Authenticator, ready func(context.Context) 
 
 func (s *Server) routes() {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/accounts/{account_sid}/messages", s.auth.requireScope(ScopeRead, s.listMessages))
-	mux.HandleFunc("GET /v1/accounts/{account_sid}/messages/{sid}", s.auth.requireScope(ScopeRead, s.getMessage))
-	mux.HandleFunc("PATCH /v1/accounts/{account_sid}/messages/{sid}", s.auth.requireScope(ScopeWrite, s.patchMessage))
-	mux.HandleFunc("DELETE /v1/accounts/{account_sid}/messages/{sid}", s.auth.requireScope(ScopeDelete, s.deleteMessage))
-	mux.HandleFunc("GET /v1/accounts/{account_sid}/retention", s.auth.requireScope(ScopeRead, s.getRetention))
-	mux.HandleFunc("PUT /v1/accounts/{account_sid}/retention", s.auth.requireScope(ScopeAdmin, s.putRetention))
+	// Every /v1 route: authentication and authorization (401, 400, 403),
+	// then the rate limits (429), then the handler.
+	v1 := func(scope Scope, h http.HandlerFunc) http.HandlerFunc {
+		return s.auth.requireScope(scope, s.limited(h))
+	}
+	mux.HandleFunc("GET /v1/accounts/{account_sid}/messages", v1(ScopeRead, s.listMessages))
+	mux.HandleFunc("GET /v1/accounts/{account_sid}/messages/{sid}", v1(ScopeRead, s.getMessage))
+	mux.HandleFunc("PATCH /v1/accounts/{account_sid}/messages/{sid}", v1(ScopeWrite, s.patchMessage))
+	mux.HandleFunc("DELETE /v1/accounts/{account_sid}/messages/{sid}", v1(ScopeDelete, s.deleteMessage))
+	mux.HandleFunc("GET /v1/accounts/{account_sid}/retention", v1(ScopeRead, s.getRetention))
+	mux.HandleFunc("PUT /v1/accounts/{account_sid}/retention", v1(ScopeAdmin, s.putRetention))
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", s.metrics)
@@ -203,7 +265,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	err := srv.Shutdown(sctx)
+	s.lists.close() // list reads that outlived their requests end within RequestTimeout
+	if err != nil {
 		return fmt.Errorf("api shutdown: %w", err)
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {

@@ -19,7 +19,12 @@ type handler struct{ s *Service }
 var _ sarama.ConsumerGroupHandler = handler{}
 
 func (h handler) Setup(sess sarama.ConsumerGroupSession) error {
-	h.s.log.Info("partitions assigned", "claims", sess.Claims(), "generation", sess.GenerationID())
+	s := h.s
+	s.owned.Store(int64(len(sess.Claims()[s.cfg.Topic])))
+	if parts, err := s.client.Partitions(s.cfg.Topic); err == nil {
+		s.total.Store(int64(len(parts)))
+	}
+	s.log.Info("partitions assigned", "claims", sess.Claims(), "generation", sess.GenerationID())
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -125,7 +126,9 @@ type Service struct {
 	limit   *aimd
 	breaker *gobreaker.CircuitBreaker[struct{}]
 	dlq     *dlq
-	lag     sync.Map // claimKey → records behind the high-water mark
+	lag     sync.Map     // claimKey → records behind the high-water mark
+	owned   atomic.Int64 // partitions of the topic this process holds
+	total   atomic.Int64 // partitions of the topic
 
 	client sarama.Client
 	group  sarama.ConsumerGroup
@@ -241,6 +244,19 @@ func (s *Service) Ready(ctx context.Context) error {
 
 // BreakerState returns the circuit breaker's state (tests, metrics).
 func (s *Service) BreakerState() gobreaker.State { return s.breaker.State() }
+
+// FleetScale estimates the factor from this process's share of the traffic
+// to the whole fleet's: the topic's partitions over the ones this process
+// holds. Message SIDs spread every account evenly over partitions, so an
+// account's fleet-wide rate is its local rate times this. 1 before the first
+// assignment.
+func (s *Service) FleetScale() float64 {
+	owned, total := s.owned.Load(), s.total.Load()
+	if owned == 0 || total == 0 {
+		return 1
+	}
+	return float64(total) / float64(owned)
+}
 
 // Concurrency returns the current AIMD write limit (tests, metrics).
 func (s *Service) Concurrency() float64 {

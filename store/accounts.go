@@ -63,9 +63,14 @@ func (a *accounts) get(account string) (cachedConfig, bool) {
 	return c, ok
 }
 
+// put caches c unless a newer version is cached: a read that raced with a
+// change (and returns after it) must not bring the old configuration back.
+// Versions only grow, so the higher one is the newer.
 func (a *accounts) put(account string, c cachedConfig) {
 	a.mu.Lock()
-	a.m[account] = c
+	if old, ok := a.m[account]; !ok || c.Version >= old.Version {
+		a.m[account] = c
+	}
 	a.mu.Unlock()
 }
 
@@ -154,20 +159,40 @@ func (s *Store) RefreshAccounts(ctx context.Context) error {
 		}
 	}
 	s.acc.mu.Lock()
+	// Keep what changed while the query ran (a retention or shard change
+	// made through this process): the reload must not undo it.
+	for account, c := range s.acc.m {
+		if c.Version > m[account].Version {
+			m[account] = c
+		}
+	}
 	s.acc.m = m
 	s.acc.mu.Unlock()
 	return nil
 }
 
-// Run reloads account configuration every ConfigRefresh until ctx is done.
-// A failed reload keeps the previous configuration and is logged.
+// Run reloads account configuration every ConfigRefresh and runs the
+// retention re-stamp jobs (retention.go) until ctx is done; it returns once
+// both have stopped. A failed reload keeps the previous configuration and is
+// logged.
 func (s *Store) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { s.restamp.run(ctx) })
 	t := time.NewTicker(s.cfg.ConfigRefresh)
 	defer t.Stop()
+	var hot <-chan time.Time // hot-account detection's check (hot.go)
+	if s.hot != nil {
+		ht := time.NewTicker(s.hot.every())
+		defer ht.Stop()
+		hot = ht.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-hot:
+			s.hot.check(ctx, s.cfg.Now())
 		case <-t.C:
 			if err := s.RefreshAccounts(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("account config refresh failed; keeping the previous one", "err", err)
@@ -210,6 +235,12 @@ func (s *Store) updateAccount(ctx context.Context, account string, change func(*
 				":r": num(int64(next.RetentionDays)), ":sc": str(string(sc)), ":nv": num(cur.Version + 1),
 			},
 		}
+		if next.RetentionDays != cur.RetentionDays {
+			// The re-stamp job of the new policy, in the same write.
+			in.UpdateExpression = aws.String(*in.UpdateExpression + ", #rs = :rs")
+			in.ExpressionAttributeNames["#rs"] = aRestampFrom
+			in.ExpressionAttributeValues[":rs"] = str(s.restamp.newJob(next.RetentionDays))
+		}
 		if cur.Version == 0 {
 			in.ConditionExpression = aws.String("attribute_not_exists(#v)")
 		} else {
@@ -226,6 +257,9 @@ func (s *Store) updateAccount(ctx context.Context, account string, change func(*
 		}
 		next.Version = cur.Version + 1
 		s.acc.put(account, cachedConfig{AccountConfig: next, fetched: s.cfg.Now()})
+		if next.RetentionDays != cur.RetentionDays {
+			s.restamp.poke()
+		}
 		return next, nil
 	}
 	return AccountConfig{}, ErrConflict

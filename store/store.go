@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -31,6 +32,26 @@ type Config struct {
 	MaxClockSkew time.Duration // default 15m
 	// ListFanout bounds the concurrent shard queries of one list request.
 	ListFanout int // default 16
+
+	// Hot-account detection (hot.go). HotShardUnits is the index write
+	// units/s per shard it sizes for: an account whose fleet-wide rate
+	// exceeds HotShardUnits times its shard count is raised to
+	// keydesign.ShardsFor(rate, HotShardUnits) shards.
+	HotShardUnits float64 // default 500 (half a partition); negative: detection off
+	// HotWindow is the sliding window write rates are measured over.
+	HotWindow time.Duration // default 10s, at most 10m
+	// HotCooldown is the least time between two automatic raises of one account.
+	HotCooldown time.Duration // default 1m
+	// HotMaxRaisesPerMinute bounds this process's automatic raises, all accounts.
+	HotMaxRaisesPerMinute int // default 10
+	// HotFleetScale returns the factor from this process's write rate to the
+	// fleet's, e.g. Kafka partitions / partitions this process owns. It is
+	// called about once per HotWindow from the write path and by the check,
+	// so it must be cheap and safe for concurrent use. Values below 1 count
+	// as 1. Default: 1.
+	HotFleetScale func() float64
+	// Restamp configures the retention re-stamp job (see retention.go).
+	Restamp RestampConfig
 
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
@@ -64,6 +85,22 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.HotShardUnits == 0 {
+		c.HotShardUnits = 500
+	}
+	if c.HotWindow == 0 {
+		c.HotWindow = 10 * time.Second
+	}
+	if c.HotCooldown == 0 {
+		c.HotCooldown = time.Minute
+	}
+	if c.HotMaxRaisesPerMinute == 0 {
+		c.HotMaxRaisesPerMinute = 10
+	}
+	if c.HotFleetScale == nil {
+		c.HotFleetScale = func() float64 { return 1 }
+	}
+	c.Restamp.setDefaults(c.ConfigRefresh)
 }
 
 // Validate reports the first invalid field.
@@ -77,8 +114,14 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("store: default shards %d out of range [1,256]", c.DefaultShards)
 	case c.ConfigRefresh < 0 || c.ConfigMaxAge < 0 || c.MaxClockSkew < 0 || c.ListFanout < 0:
 		return errors.New("store: durations and fan-out must not be negative")
+	case math.IsNaN(c.HotShardUnits) || math.IsInf(c.HotShardUnits, 0):
+		return fmt.Errorf("store: hot shard units %v must be finite", c.HotShardUnits)
+	case c.HotWindow < 0 || c.HotWindow > 10*time.Minute:
+		return fmt.Errorf("store: hot window %v out of range (0,10m]", c.HotWindow)
+	case c.HotCooldown < 0 || c.HotMaxRaisesPerMinute < 0:
+		return errors.New("store: hot cooldown and raises per minute must not be negative")
 	}
-	return nil
+	return c.Restamp.validate()
 }
 
 // ShardLead is how far ahead a shard-count decrease must be dated: every
@@ -93,9 +136,11 @@ type Store struct {
 	log     *slog.Logger
 	m       metrics
 	acc     accounts
+	hot     *hotAccounts // nil: detection off
 	stmts   statements
 	table   string
 	noRetry func(*dynamodb.Options)
+	restamp restamper
 }
 
 // New returns a Store on db. The MeterProvider may be nil (no metrics).
@@ -111,8 +156,15 @@ func New(db *dynamodb.Client, cfg Config, log *slog.Logger, mp metric.MeterProvi
 		mp = noop.NewMeterProvider()
 	}
 	s := &Store{db: db, cfg: cfg, log: log, table: cfg.Table}
+	meter := mp.Meter("github.com/postflight/postflight/store")
 	var err error
-	if s.m, err = newMetrics(mp.Meter("github.com/postflight/postflight/store")); err != nil {
+	if s.m, err = newMetrics(meter); err != nil {
+		return nil, err
+	}
+	if s.hot, err = newHotAccounts(s, meter); err != nil {
+		return nil, err
+	}
+	if err := s.restamp.init(s, meter); err != nil {
 		return nil, err
 	}
 	s.acc.init(cfg)

@@ -81,6 +81,7 @@ func (s *Store) prepare(m *postflight.Message, now time.Time) (*encoded, postfli
 	if e.size > MaxItemBytes {
 		return nil, postflight.Rejected, fmt.Errorf("item of about %d bytes exceeds DynamoDB's %d", e.size, MaxItemBytes)
 	}
+	s.hot.observe(m.AccountSID, keydesign.WriteUnits(e.size), now)
 	return e, 0, nil
 }
 

@@ -62,6 +62,16 @@ type serveFlags struct {
 	defaultShards    int
 	retentionDays    int
 	gogc             int
+
+	// API noisy-neighbour limits and the retention re-stamp job.
+	requestTimeout   time.Duration
+	ratePerToken     float64
+	burstPerToken    int
+	ratePerAccount   float64
+	burstPerAccount  int
+	maxListInflight  int
+	listQueueTimeout time.Duration
+	restampRate      float64
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -82,6 +92,14 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.linger, "linger", 5*time.Millisecond, "how long a partial batch waits for more records")
 	fs.IntVar(&f.defaultShards, "default-shards", 1, "index shards of accounts without a schedule")
 	fs.IntVar(&f.retentionDays, "retention-days", 400, "retention of accounts without a policy")
+	fs.DurationVar(&f.requestTimeout, "request-timeout", 10*time.Second, "API per-request deadline")
+	fs.Float64Var(&f.ratePerToken, "rate-per-token", 500, "API requests per second per bearer token, 429 beyond (negative: no limit)")
+	fs.IntVar(&f.burstPerToken, "burst-per-token", 0, "API burst per bearer token (0: one second of --rate-per-token)")
+	fs.Float64Var(&f.ratePerAccount, "rate-per-account", 200, "API requests per second per account, whichever token, 429 beyond (negative: no limit)")
+	fs.IntVar(&f.burstPerAccount, "burst-per-account", 0, "API burst per account (0: one second of --rate-per-account)")
+	fs.IntVar(&f.maxListInflight, "max-list-inflight", 32, "most list reads of DynamoDB in flight in this process; identical concurrent lists share one")
+	fs.DurationVar(&f.listQueueTimeout, "list-queue-timeout", time.Second, "how long a list waits for a --max-list-inflight slot before a 503")
+	fs.Float64Var(&f.restampRate, "restamp-rate", 500, "records per second the retention re-stamp job rewrites after a retention change (negative: no limit)")
 	fs.IntVar(&f.gogc, "gogc", 400, "Go GC target percentage (GOGC); the pending buffer bounds the live heap, so a higher target trades memory for CPU")
 }
 

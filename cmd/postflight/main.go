@@ -32,6 +32,8 @@ commands:
   dev            run the whole stack locally: embedded Kafka, DynamoDB Local, ingest, API
   table create   create the DynamoDB table and its index
   produce        send a message's lifecycle events to Kafka (testing, README example)
+  shards show    show an account's index shard schedule
+  shards set     raise an account's index shards now, or lower them from a later time
 
 Every flag can also be set as POSTFLIGHT_<FLAG> (e.g. POSTFLIGHT_BROKERS).
 Run 'postflight <command> -h' for a command's flags.
@@ -54,6 +56,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runTableCreate(ctx, args[2:], getenv, stderr)
 	case "produce":
 		return runProduce(ctx, args[1:], getenv, stdout, stderr)
+	case "shards":
+		return runShards(ctx, args[1:], getenv, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -54,9 +54,20 @@ func serve(ctx context.Context, f serveFlags, getenv func(string) string, log *s
 	if err != nil {
 		return err
 	}
+	// Hot-account detection sees this process's share of each account's
+	// traffic; ingest knows the share (partitions held of the topic's). in is
+	// set below, before Store.Run starts calling this.
+	var in *ingest.Service
+	fleetScale := func() float64 {
+		if in == nil {
+			return 1
+		}
+		return in.FleetScale()
+	}
 	st, err := store.New(db, store.Config{
 		Table: f.table, DefaultShards: f.defaultShards, DefaultRetentionDays: f.retentionDays,
-		ConfigRefresh: f.configRefresh,
+		ConfigRefresh: f.configRefresh, Restamp: store.RestampConfig{Rate: f.restampRate},
+		HotFleetScale: fleetScale,
 	}, log.With("component", "store"), tel.Provider)
 	if err != nil {
 		return err
@@ -75,7 +86,7 @@ func serve(ctx context.Context, f serveFlags, getenv func(string) string, log *s
 		DrainTimeout: f.drainTimeout, MaxConcurrency: f.maxConcurrency, MaxPendingMB: f.maxPendingMB, Linger: f.linger,
 	}
 	dec := ingest.NewDecoder(schemas, st.Config().MaxClockSkew, nil)
-	in, err := ingest.New(icfg, st, dec, log.With("component", "ingest"), tel.Provider, nil)
+	in, err = ingest.New(icfg, st, dec, log.With("component", "ingest"), tel.Provider, nil)
 	if err != nil {
 		return err
 	}
@@ -86,7 +97,12 @@ func serve(ctx context.Context, f serveFlags, getenv func(string) string, log *s
 	ready := func(ctx context.Context) error {
 		return errors.Join(st.Ping(ctx), in.Ready(ctx))
 	}
-	srv, err := api.New(api.Config{Listen: f.listen, PageTokenKey: []byte(f.pageTokenKey)}, st, auth, ready,
+	srv, err := api.New(api.Config{
+		Listen: f.listen, PageTokenKey: []byte(f.pageTokenKey), RequestTimeout: f.requestTimeout,
+		RatePerToken: f.ratePerToken, BurstPerToken: f.burstPerToken,
+		RatePerAccount: f.ratePerAccount, BurstPerAccount: f.burstPerAccount,
+		MaxListInflight: f.maxListInflight, ListQueueTimeout: f.listQueueTimeout,
+	}, st, auth, ready,
 		tel.Handler, log.With("component", "api"), tel.Provider)
 	if err != nil {
 		return err

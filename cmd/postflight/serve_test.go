@@ -69,7 +69,8 @@ func defaultFlags(t *testing.T) serveFlags {
 	return f
 }
 
-func startStack(t *testing.T, account string) *stack {
+// startStack starts serve; opts adjust its flags (after the test defaults).
+func startStack(t *testing.T, account string, opts ...func(*serveFlags)) *stack {
 	t.Helper()
 	ep := testenv.DynamoDBEndpoint(t)
 	brokers, _ := testenv.Kafka(t, "message-events", "message-events.dlq")
@@ -79,6 +80,9 @@ func startStack(t *testing.T, account string) *stack {
 	f.dynamodbEndpoint = ep
 	f.authFile = writeAuthFile(t, account)
 	f.drainTimeout = 10 * time.Second
+	for _, o := range opts {
+		o(&f)
+	}
 	db := testenv.DynamoDBClient(t, ep)
 	st, err := store.New(db, store.Config{Table: f.table}, nil, nil)
 	if err != nil {

@@ -1,0 +1,530 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"golang.org/x/time/rate"
+
+	"github.com/postflight/postflight"
+	"github.com/postflight/postflight/keydesign"
+)
+
+// Retention re-stamp job
+//
+// DynamoDB's TTL deletes an item once its expiry attribute x has passed, and
+// x is stamped at write time from the account's retention then. When the
+// retention changes, reads apply the new policy at once (Get and List clamp
+// to it), but the stored expiries still follow the old one: a shorter policy
+// would keep records on disk longer than promised, and a longer one would let
+// TTL delete records the policy now keeps. The re-stamp job rewrites
+// x = date_created + days on every record of the account.
+//
+// State. A job is a JSON value (restampJob) in the account's config item,
+// attribute rs. SetRetention writes a fresh job in the same conditional
+// UpdateItem that changes the policy, so a change can never be applied
+// without its job, and a later change replaces an unfinished job. A page of
+// progress is checkpointed with an update conditioned on the value last
+// read, so a superseded job or a lost lease is noticed at the next page, and
+// a restarted process resumes from the last checkpoint: at once after a
+// graceful stop (which releases the lease), after Lease after a crash.
+//
+// Order. A job starts Delay after the change, once every process's ingest
+// has reloaded the new policy (every ConfigRefresh), so that no event stamped
+// with the old policy lands behind the job. Within a job the index shards
+// 0..max-1 are walked in turn, max being the largest shard count of any epoch
+// of the schedule, so every record is covered whichever epoch wrote it; each
+// shard oldest first, since the oldest records are the ones a longer policy
+// must save first.
+//
+// Writes. A page is up to Page items of one shard (projected to p, s, t, x).
+// Items already carrying the right x are skipped; the others get a PartiQL
+// UPDATE, 25 to a BatchExecuteStatement, on condition that the item is still
+// the same message and not a tombstone (a tombstone keeps its own expiry,
+// see Delete). The revision is not bumped: re-stamping changes no field the
+// API shows, so ETags stay valid. A token bucket holds the job to Rate items
+// per second so that it never competes with ingest for capacity.
+//
+// Progress is logged (start or resume, every checkpoint at debug level,
+// the end) and counted: postflight.store.retention.restamped (items),
+// postflight.store.retention.scanned (items examined) and
+// postflight.store.retention.jobs by outcome (done, superseded, failed).
+//
+// Known gap: an event write prepared with the old policy and retried for
+// longer than Delay (a long DynamoDB outage) can still land with the old
+// expiry after the job has passed its item.
+
+// RestampConfig configures the retention re-stamp job. Zero fields take the
+// defaults documented on them.
+type RestampConfig struct {
+	// Rate bounds the items re-stamped per second by this process; negative
+	// means unlimited.
+	Rate float64 // default 500
+	// Page is the number of items read per index query, and so between
+	// checkpoints.
+	Page int // default 100
+	// Delay is how long after a retention change its job starts: every
+	// process's ingest must have reloaded the new policy by then.
+	Delay time.Duration // default 2 × ConfigRefresh
+	// Poll is how often the table is searched for jobs of other processes
+	// and jobs to resume. A change made through this process starts its job
+	// without waiting for a poll.
+	Poll time.Duration // default 1m
+	// Lease is how long a job stays owned by a process that stopped
+	// checkpointing (crashed) before another may take it over.
+	Lease time.Duration // default 1m
+}
+
+func (c *RestampConfig) setDefaults(configRefresh time.Duration) {
+	if c.Rate == 0 {
+		c.Rate = 500
+	}
+	if c.Page == 0 {
+		c.Page = 100
+	}
+	if c.Delay == 0 {
+		c.Delay = 2 * configRefresh
+	}
+	if c.Poll == 0 {
+		c.Poll = time.Minute
+	}
+	if c.Lease == 0 {
+		c.Lease = time.Minute
+	}
+}
+
+func (c *RestampConfig) validate() error {
+	switch {
+	case c.Page < 1 || c.Page > 1000:
+		return fmt.Errorf("store: restamp page %d out of range [1,1000]", c.Page)
+	case c.Delay < 0 || c.Poll < 0 || c.Lease < time.Second:
+		return errors.New("store: restamp delay and poll must not be negative, lease at least 1s")
+	}
+	return nil
+}
+
+// restampJob is the value of rs. Shard and After are the checkpoint: every
+// item of shards below Shard, and of shard Shard up to and including index
+// sort key After, carries the new expiry.
+type restampJob struct {
+	Days  int    `json:"days"`
+	Since int64  `json:"since"` // unix ms of the retention change
+	Shard int    `json:"shard,omitempty"`
+	After string `json:"after,omitempty"`
+	Done  int64  `json:"done,omitempty"`  // items re-stamped so far
+	Owner string `json:"owner,omitempty"` // process holding the lease
+	Lease int64  `json:"lease,omitempty"` // unix ms the lease ends
+}
+
+// RestampStatus is the state of an account's pending re-stamp job.
+type RestampStatus struct {
+	Days  int       // the retention being applied
+	Since time.Time // when the retention changed
+	Shard int       // shard being re-stamped
+	After string    // index sort key reached in that shard
+	Done  int64     // items re-stamped so far
+}
+
+// restamper runs the re-stamp jobs of its Store (see Store.Run).
+type restamper struct {
+	s       *Store
+	cfg     RestampConfig
+	owner   string
+	kick    chan struct{} // buffered 1: a job was created here
+	limiter *rate.Limiter
+	table   string // quoted for PartiQL
+
+	scanned metric.Int64Counter
+	jobs    metric.Int64Counter
+}
+
+// restampBatch is the most statements of one BatchExecuteStatement.
+const restampBatch = 25
+
+func (r *restamper) init(s *Store, m metric.Meter) error {
+	r.s, r.cfg = s, s.cfg.Restamp
+	r.owner = fmt.Sprintf("%016x", rand.Uint64())
+	r.kick = make(chan struct{}, 1)
+	lim := rate.Limit(r.cfg.Rate)
+	if r.cfg.Rate < 0 {
+		lim = rate.Inf
+	}
+	r.limiter = rate.NewLimiter(lim, max(restampBatch, int(r.cfg.Rate)))
+	r.table = `"` + strings.ReplaceAll(s.table, `"`, `""`) + `"`
+	var err error
+	if r.scanned, err = m.Int64Counter("postflight.store.retention.scanned",
+		metric.WithDescription("Items the retention job examined (re-stamped or already right).")); err != nil {
+		return err
+	}
+	r.jobs, err = m.Int64Counter("postflight.store.retention.jobs",
+		metric.WithDescription("Retention re-stamp jobs ended, by outcome (done, superseded, failed)."))
+	return err
+}
+
+// newJob returns the rs value SetRetention stores with a policy change.
+func (r *restamper) newJob(days int) string {
+	b, _ := json.Marshal(restampJob{Days: days, Since: r.s.cfg.Now().UnixMilli()})
+	return string(b)
+}
+
+// poke wakes the job loop of this process (non-blocking).
+func (r *restamper) poke() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run looks for due jobs and runs them, one at a time, until ctx is done.
+func (r *restamper) run(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.kick:
+		case <-timer.C:
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		timer.Reset(r.pass(ctx))
+	}
+}
+
+// pending is a job as read, with the raw value its checkpoints compare with.
+type pending struct {
+	account string
+	raw     string
+	job     restampJob
+}
+
+// pass runs every job that is due and returns how long to wait before the
+// next pass.
+func (r *restamper) pass(ctx context.Context) time.Duration {
+	jobs, err := r.pending(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.s.log.Warn("retention re-stamp: cannot list jobs", "err", err)
+		}
+		return min(r.cfg.Poll, 5*time.Second)
+	}
+	wait := r.cfg.Poll
+	for _, p := range jobs {
+		now := r.s.cfg.Now()
+		due := time.UnixMilli(p.job.Since).Add(r.cfg.Delay)
+		if p.job.Owner != "" && p.job.Owner != r.owner && p.job.Lease > now.UnixMilli() {
+			wait = min(wait, time.UnixMilli(p.job.Lease).Sub(now)+time.Second)
+			continue
+		}
+		if due.After(now) {
+			wait = min(wait, due.Sub(now))
+			continue
+		}
+		if err := r.runJob(ctx, p); err != nil {
+			if ctx.Err() != nil {
+				return 0
+			}
+			r.jobs.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "failed")))
+			r.s.log.Warn("retention re-stamp failed; will resume from the last checkpoint",
+				"account", p.account, "err", err)
+			wait = min(wait, 5*time.Second)
+		}
+	}
+	return max(wait, 10*time.Millisecond)
+}
+
+// pending lists the accounts that have a re-stamp job.
+func (r *restamper) pending(ctx context.Context) ([]pending, error) {
+	s := r.s
+	pg := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
+		TableName:                 &s.table,
+		KeyConditionExpression:    aws.String("#p = :p"),
+		FilterExpression:          aws.String("attribute_exists(#rs)"),
+		ProjectionExpression:      aws.String("#s, #rs"),
+		ExpressionAttributeNames:  map[string]string{"#p": keydesign.AttrPK, "#s": keydesign.AttrSK, "#rs": aRestampFrom},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":p": str(cfgPK)},
+		ConsistentRead:            aws.Bool(true),
+	})
+	var out []pending
+	for pg.HasMorePages() {
+		page, err := pg.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list retention jobs: %w", err)
+		}
+		for _, item := range page.Items {
+			account, _ := sAttr(item, keydesign.AttrSK)
+			raw, _ := sAttr(item, aRestampFrom)
+			p := pending{account: account, raw: raw}
+			if err := json.Unmarshal([]byte(raw), &p.job); err != nil || p.job.Days < MinRetentionDays || p.job.Days > MaxRetentionDays {
+				s.log.Error("retention re-stamp: skipping a malformed job", "account", account, "rs", raw, "err", err)
+				continue
+			}
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// errLost means the job changed under us: superseded by a newer retention
+// change, or taken over by another process.
+var errLost = errors.New("retention job superseded or taken over")
+
+// runJob claims p's job and runs it to the end, checkpointing every page.
+func (r *restamper) runJob(ctx context.Context, p pending) (err error) {
+	s := r.s
+	start := time.Now()
+	j := p.job
+	resumed := j.Shard > 0 || j.After != ""
+	j.Owner, j.Lease = r.owner, s.cfg.Now().Add(r.cfg.Lease).UnixMilli()
+	if err := r.checkpoint(ctx, &p, j); err != nil {
+		if errors.Is(err, errLost) {
+			return nil // someone else runs it, or it is gone: the next pass sees
+		}
+		return err
+	}
+	log := s.log.With("account", p.account, "days", j.Days)
+	log.Info("retention re-stamp started", "resumed", resumed, "shard", j.Shard, "done", j.Done)
+	defer func() {
+		if errors.Is(err, errLost) {
+			r.jobs.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "superseded")))
+			log.Info("retention re-stamp superseded by a newer change or another process", "done", p.job.Done)
+			err = nil
+			return
+		}
+		if err != nil {
+			// Release the lease, so a restart (or another process) resumes
+			// at once from the last checkpoint.
+			rel := p.job
+			rel.Owner, rel.Lease = "", 0
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if rerr := r.checkpoint(cctx, &p, rel); rerr == nil {
+				log.Info("retention re-stamp paused", "shard", rel.Shard, "done", rel.Done)
+			}
+		}
+	}()
+	for {
+		acc, err := s.FreshAccount(ctx, p.account)
+		if err != nil {
+			return err
+		}
+		if j.Shard >= maxShards(acc.Schedule) {
+			break
+		}
+		n, last, more, err := r.page(ctx, p.account, j)
+		if err != nil {
+			return err
+		}
+		j.Done += int64(n)
+		if more {
+			j.After = last
+		} else {
+			j.Shard, j.After = j.Shard+1, ""
+		}
+		j.Lease = s.cfg.Now().Add(r.cfg.Lease).UnixMilli()
+		if err := r.checkpoint(ctx, &p, j); err != nil {
+			return err
+		}
+		log.Debug("retention re-stamp checkpoint", "shard", j.Shard, "after", j.After, "done", j.Done)
+	}
+	if err := r.finish(ctx, p); err != nil {
+		return err
+	}
+	r.jobs.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "done")))
+	log.Info("retention re-stamp done", "restamped", j.Done, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// maxShards is the largest shard count of any epoch of a schedule.
+func maxShards(sc keydesign.Schedule) int {
+	n := sc.Default
+	for _, e := range sc.Epochs {
+		n = max(n, e.Shards)
+	}
+	return n
+}
+
+// page re-stamps the next page of shard j.Shard after j.After. It returns
+// how many items it re-stamped, the index sort key of the last item read,
+// and whether the shard has more.
+func (r *restamper) page(ctx context.Context, account string, j restampJob) (n int, last string, more bool, err error) {
+	s := r.s
+	in := &dynamodb.QueryInput{
+		TableName:              &s.table,
+		IndexName:              aws.String(keydesign.IndexName),
+		KeyConditionExpression: aws.String("#g = :g"),
+		ProjectionExpression:   aws.String("#p, #s, #t, #x"),
+		ExpressionAttributeNames: map[string]string{
+			"#g": keydesign.AttrIndexPK, "#t": keydesign.AttrIndexSK,
+			"#p": keydesign.AttrPK, "#s": keydesign.AttrSK, "#x": aTTL,
+		},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":g": str(keydesign.IndexPK(account, j.Shard))},
+		ScanIndexForward:          aws.Bool(true),
+		Limit:                     aws.Int32(int32(r.cfg.Page)),
+	}
+	if j.After != "" {
+		in.KeyConditionExpression = aws.String("#g = :g AND #t > :a")
+		in.ExpressionAttributeValues[":a"] = str(j.After)
+	}
+	start := time.Now()
+	out, err := s.db.Query(ctx, in)
+	s.observe(ctx, "restamp_query", start, err)
+	if err != nil {
+		return 0, "", false, fmt.Errorf("retention re-stamp: query shard %d: %w", j.Shard, err)
+	}
+	var stmts []types.BatchStatementRequest
+	for _, item := range out.Items {
+		t, _ := sAttr(item, keydesign.AttrIndexSK)
+		sid, _ := sAttr(item, keydesign.AttrPK)
+		last = t
+		created, _, perr := keydesign.ParseIndexSK(t)
+		if perr != nil || sid == "" {
+			s.log.Error("retention re-stamp: skipping a malformed index item", "account", account, "t", t)
+			continue
+		}
+		want := created.Add(days(j.Days)).Unix()
+		if x, ok := nAttr(item, aTTL); ok && x == want {
+			continue
+		}
+		stmts = append(stmts, types.BatchStatementRequest{
+			Statement: aws.String(`UPDATE ` + r.table + ` SET "` + aTTL + `"=? WHERE "` + keydesign.AttrPK + `"=? AND "` +
+				keydesign.AttrSK + `"=? AND "` + keydesign.AttrIndexSK + `"=? AND "` + aDeleted + `" IS MISSING`),
+			Parameters: []types.AttributeValue{num(want), str(sid), str(account), str(t)},
+		})
+	}
+	r.scanned.Add(ctx, int64(len(out.Items)))
+	for len(stmts) > 0 {
+		batch := stmts[:min(restampBatch, len(stmts))]
+		stmts = stmts[len(batch):]
+		k, err := r.execute(ctx, batch)
+		n += k
+		if err != nil {
+			return n, "", false, err
+		}
+	}
+	return n, last, len(out.LastEvaluatedKey) > 0, nil
+}
+
+// execute runs one batch of re-stamp statements and returns how many applied.
+// A statement whose condition failed (the item was deleted or replaced since
+// the index read) is skipped; throttling or an outage fails the page, which
+// is then retried from the last checkpoint (re-stamping is idempotent).
+func (r *restamper) execute(ctx context.Context, batch []types.BatchStatementRequest) (int, error) {
+	s := r.s
+	if err := r.limiter.WaitN(ctx, len(batch)); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	out, err := s.db.BatchExecuteStatement(ctx, &dynamodb.BatchExecuteStatementInput{Statements: batch})
+	s.observe(ctx, "restamp", start, err)
+	if err == nil && len(out.Responses) != len(batch) {
+		err = fmt.Errorf("batch of %d statements answered with %d responses", len(batch), len(out.Responses))
+	}
+	if err != nil {
+		return 0, fmt.Errorf("retention re-stamp: %w", err)
+	}
+	n := 0
+	var failed error
+	for i, resp := range out.Responses {
+		switch {
+		case resp.Error == nil:
+			n++
+		case resp.Error.Code == types.BatchStatementErrorCodeEnumConditionalCheckFailed:
+		case statementOutcome(resp.Error.Code) == postflight.Rejected:
+			s.log.Error("retention re-stamp: statement rejected", "statement", i, "code", resp.Error.Code,
+				"message", aws.ToString(resp.Error.Message))
+		default:
+			failed = &StatementError{Code: string(resp.Error.Code), Message: aws.ToString(resp.Error.Message)}
+		}
+	}
+	s.m.retention.Add(ctx, int64(n))
+	if failed != nil {
+		return n, fmt.Errorf("retention re-stamp: %w", failed)
+	}
+	return n, nil
+}
+
+// checkpoint replaces p's stored job by j if it is still the one last read,
+// and makes j the one last read. errLost: it is not.
+func (r *restamper) checkpoint(ctx context.Context, p *pending, j restampJob) error {
+	s := r.s
+	b, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &s.table,
+		Key:                       cfgKey(p.account),
+		UpdateExpression:          aws.String("SET #rs = :new"),
+		ConditionExpression:       aws.String("#rs = :old"),
+		ExpressionAttributeNames:  map[string]string{"#rs": aRestampFrom},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":new": str(string(b)), ":old": str(p.raw)},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return errLost
+	}
+	if err != nil {
+		return fmt.Errorf("retention re-stamp checkpoint: %w", err)
+	}
+	p.raw, p.job = string(b), j
+	return nil
+}
+
+// finish removes p's job if it is still the one last read.
+func (r *restamper) finish(ctx context.Context, p pending) error {
+	s := r.s
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &s.table,
+		Key:                       cfgKey(p.account),
+		UpdateExpression:          aws.String("REMOVE #rs"),
+		ConditionExpression:       aws.String("#rs = :old"),
+		ExpressionAttributeNames:  map[string]string{"#rs": aRestampFrom},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":old": str(p.raw)},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return errLost
+	}
+	if err != nil {
+		return fmt.Errorf("retention re-stamp finish: %w", err)
+	}
+	return nil
+}
+
+// RestampStatus returns the account's pending re-stamp job, if any (ok is
+// false once the job is done or if there never was one).
+func (s *Store) RestampStatus(ctx context.Context, account string) (st RestampStatus, ok bool, err error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:                &s.table,
+		Key:                      cfgKey(account),
+		ConsistentRead:           aws.Bool(true),
+		ProjectionExpression:     aws.String("#rs"),
+		ExpressionAttributeNames: map[string]string{"#rs": aRestampFrom},
+	})
+	if err != nil {
+		return st, false, fmt.Errorf("get retention job: %w", err)
+	}
+	raw, ok := sAttr(out.Item, aRestampFrom)
+	if !ok {
+		return st, false, nil
+	}
+	var j restampJob
+	if err := json.Unmarshal([]byte(raw), &j); err != nil {
+		return st, false, fmt.Errorf("retention job %s: %w", strconv.Quote(raw), err)
+	}
+	return RestampStatus{Days: j.Days, Since: time.UnixMilli(j.Since).UTC(), Shard: j.Shard, After: j.After, Done: j.Done}, true, nil
+}
