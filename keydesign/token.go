@@ -82,7 +82,8 @@ func DecodeToken(key []byte, s string, fp uint64, now time.Time, maxAge time.Dur
 	if len(s) > base64.RawURLEncoding.EncodedLen(tokenBody+macLen) {
 		return Cursor{}, ErrTokenMalformed
 	}
-	b, err := base64.RawURLEncoding.DecodeString(s)
+	// Strict: a token has exactly one spelling (no stray trailing bits).
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err != nil || len(b) != tokenBody+macLen || b[0] != tokenVersion {
 		return Cursor{}, ErrTokenMalformed
 	}
