@@ -3,6 +3,7 @@ package ingest
 import (
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/IBM/sarama"
 	"go.opentelemetry.io/otel/trace"
@@ -15,7 +16,8 @@ import (
 // is safe for concurrent use: records are added by the claim's goroutine and
 // finished by writers.
 type tracker struct {
-	mark func(next int64) // marks offset next as the one to resume from
+	mark      func(next int64) // marks offset next as the one to resume from
+	committed atomic.Int64     // the last offset marked (the next to read after a restart)
 
 	mu      sync.Mutex
 	offsets []int64 // read and not yet committed, ascending, from head on
@@ -55,6 +57,7 @@ func (t *tracker) finish(offset int64) {
 	}
 	if h > t.head {
 		t.mark(t.offsets[h-1] + 1)
+		t.committed.Store(t.offsets[h-1] + 1)
 		t.head = h
 		if t.head > 1024 && t.head*2 > len(t.offsets) { // compact, amortised O(1)
 			n := copy(t.offsets, t.offsets[t.head:])

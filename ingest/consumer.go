@@ -44,6 +44,11 @@ func (h handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Con
 	ctx := sess.Context()
 	topic, part := claim.Topic(), claim.Partition()
 	tr := newTracker(func(next int64) { sess.MarkOffset(topic, part, next, "") })
+	tr.committed.Store(claim.InitialOffset())
+	// Lag is computed when metrics are collected, from the high-water mark
+	// and the committed prefix, so it keeps growing while backpressure
+	// stops this goroutine from reading.
+	s.lag.Store(claimKey{topic, part}, claimLag{claim: claim, tr: tr})
 	defer h.drain(tr, topic, part)
 	for {
 		select {
@@ -51,7 +56,6 @@ func (h handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Con
 			if !ok {
 				return nil
 			}
-			s.lag.Store(claimKey{topic, part}, claim.HighWaterMarkOffset()-rec.Offset-1)
 			if err := s.consume(ctx, tr, rec); err != nil {
 				return nil // the session ended while we waited: the record will be read again
 			}
@@ -77,6 +81,20 @@ func (h handler) drain(tr *tracker, topic string, part int32) {
 type claimKey struct {
 	topic string
 	part  int32
+}
+
+type claimLag struct {
+	claim sarama.ConsumerGroupClaim
+	tr    *tracker
+}
+
+// records behind the high-water mark that are not yet committed.
+func (c claimLag) value() int64 {
+	hwm, next := c.claim.HighWaterMarkOffset(), c.tr.committed.Load()
+	if next < 0 || hwm < next { // OffsetOldest/Newest sentinels before the first mark
+		return 0
+	}
+	return hwm - next
 }
 
 // consume takes one record through decode and decide into the batcher. It

@@ -126,7 +126,7 @@ type Service struct {
 	limit   *aimd
 	breaker *gobreaker.CircuitBreaker[struct{}]
 	dlq     *dlq
-	lag     sync.Map     // claimKey → records behind the high-water mark
+	lag     sync.Map     // claimKey → claimLag
 	owned   atomic.Int64 // partitions of the topic this process holds
 	total   atomic.Int64 // partitions of the topic
 

@@ -25,7 +25,9 @@ type metrics struct {
 func newMetrics(m metric.Meter, s *Service) (metrics, error) {
 	var x metrics
 	var err error
-	set := func(kv ...attribute.KeyValue) metric.AddOption { return metric.WithAttributeSet(attribute.NewSet(kv...)) }
+	set := func(kv ...attribute.KeyValue) metric.AddOption {
+		return metric.WithAttributeSet(attribute.NewSet(kv...))
+	}
 	x.final, x.nonFinal = set(attribute.String("result", "final")), set(attribute.String("result", "non_final"))
 	for o := range x.byOutcome {
 		x.byOutcome[o] = set(attribute.String("outcome", postflight.WriteOutcome(o).String()))
@@ -56,7 +58,7 @@ func newMetrics(m metric.Meter, s *Service) (metrics, error) {
 	if err != nil {
 		return x, err
 	}
-	lag, err := m.Int64ObservableGauge("postflight.ingest.lag", metric.WithDescription("Records behind the high-water mark, by partition."))
+	lag, err := m.Int64ObservableGauge("postflight.ingest.lag", metric.WithDescription("Records behind the high-water mark and not yet committed, by partition."))
 	if err != nil {
 		return x, err
 	}
@@ -68,7 +70,7 @@ func newMetrics(m metric.Meter, s *Service) (metrics, error) {
 		o.ObserveInt64(breaker, int64(s.breaker.State()))
 		s.lag.Range(func(k, v any) bool {
 			ck := k.(claimKey)
-			o.ObserveInt64(lag, v.(int64), metric.WithAttributes(attribute.String("topic", ck.topic), attribute.Int("partition", int(ck.part))))
+			o.ObserveInt64(lag, v.(claimLag).value(), metric.WithAttributes(attribute.String("topic", ck.topic), attribute.Int("partition", int(ck.part))))
 			return true
 		})
 		return nil

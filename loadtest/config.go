@@ -64,8 +64,14 @@ type RunConfig struct {
 	ReadsPerSec      float64       `json:"reads_per_sec"` // API reads/s, all shards
 	Accounts         int           `json:"accounts"`
 	TopShare         float64       `json:"top_share"`
-	EventsPerMessage int           `json:"events_per_message"`
-	ItemBytes        int           `json:"item_bytes"`
+	EventsPerMessage int           `json:"events_per_message"` // mean: each message has N−1..N+1 events (at least 1)
+	ItemBytes        int           `json:"item_bytes"`         // mean body of long (WhatsApp, RCS) messages
+	NonFinalShare    float64       `json:"non_final_share"`    // messages that never reach a final status (kafka mode)
+	DuplicateShare   float64       `json:"duplicate_share"`    // messages with one event sent twice
+	ReorderWindow    int           `json:"reorder_window"`     // most positions an event is sent away from sequence order
+	V1Share          float64       `json:"v1_share"`           // events written with schema v1 (ID 1) rather than v2
+	EventGap         time.Duration `json:"-"`                  // time between a message's consecutive events (kafka mode)
+	ProbesPerSec     float64       `json:"probes_per_sec"`     // messages/s followed to readable and listed, all shards
 	Workers          int           `json:"workers"`
 	VerifyTimeout    time.Duration `json:"-"`
 	Seed             uint64        `json:"seed"`
@@ -86,8 +92,14 @@ func DefaultRunConfig() RunConfig {
 		ReadsPerSec:      10,
 		Accounts:         10_000,
 		TopShare:         0.10,
-		EventsPerMessage: 3,
+		EventsPerMessage: 4,
 		ItemBytes:        1000,
+		NonFinalShare:    0.05,
+		DuplicateShare:   0.05,
+		ReorderWindow:    2,
+		V1Share:          0.3,
+		EventGap:         100 * time.Millisecond,
+		ProbesPerSec:     10,
 		Workers:          256,
 		VerifyTimeout:    2 * time.Minute,
 		Seed:             1,
@@ -113,10 +125,22 @@ func (c RunConfig) Validate() error {
 		return fmt.Errorf("reads per second %v must be ≥ 0", c.ReadsPerSec)
 	case c.ReadsPerSec > 0 && c.Service == "":
 		return fmt.Errorf("reads need --service")
+	case c.Mode == ModeKafka && c.ProbesPerSec > 0 && c.Service == "":
+		return fmt.Errorf("end-to-end probes in mode kafka need --service (or --probes-per-sec 0)")
 	case c.EventsPerMessage < 1:
 		return fmt.Errorf("events per message %d must be ≥ 1", c.EventsPerMessage)
+	case c.EventsPerMessage > maxEventsPerMessage:
+		return fmt.Errorf("events per message %d must be ≤ %d", c.EventsPerMessage, maxEventsPerMessage)
 	case c.ItemBytes < 1 || c.ItemBytes > maxItemBytes:
 		return fmt.Errorf("item bytes %d out of range [1,%d]", c.ItemBytes, maxItemBytes)
+	case !share(c.NonFinalShare) || !share(c.DuplicateShare) || !share(c.V1Share):
+		return fmt.Errorf("non-final share %v, duplicate share %v and v1 share %v must be in [0,1]", c.NonFinalShare, c.DuplicateShare, c.V1Share)
+	case c.ReorderWindow < 0 || c.ReorderWindow > maxEventsPerMessage:
+		return fmt.Errorf("reorder window %d out of range [0,%d]", c.ReorderWindow, maxEventsPerMessage)
+	case c.EventGap < 0 || c.EventGap > time.Minute:
+		return fmt.Errorf("event gap %v out of range [0,1m]", c.EventGap)
+	case !(c.ProbesPerSec >= 0) || math.IsInf(c.ProbesPerSec, 0):
+		return fmt.Errorf("probes per second %v must be ≥ 0", c.ProbesPerSec)
 	case c.Workers < 1:
 		return fmt.Errorf("workers %d must be ≥ 1", c.Workers)
 	case c.VerifyTimeout < 0:
@@ -138,6 +162,8 @@ func (c RunConfig) Validate() error {
 	}
 	return c.WriteSchedule().Validate()
 }
+
+func share(f float64) bool { return f >= 0 && f <= 1 }
 
 // WriteSchedule is this shard process's message schedule: the ramp stages,
 // then Duration at Rate, every rate divided by the shard count.
@@ -162,6 +188,7 @@ func (c RunConfig) ReadSchedule() Schedule {
 type runConfigJSON struct {
 	runConfigAlias
 	Duration      string `json:"duration"`
+	EventGap      string `json:"event_gap"`
 	VerifyTimeout string `json:"verify_timeout"`
 }
 
@@ -172,6 +199,7 @@ func (c RunConfig) MarshalJSON() ([]byte, error) {
 	return json.Marshal(runConfigJSON{
 		runConfigAlias: runConfigAlias(c),
 		Duration:       c.Duration.String(),
+		EventGap:       c.EventGap.String(),
 		VerifyTimeout:  c.VerifyTimeout.String(),
 	})
 }
@@ -187,6 +215,11 @@ func (c *RunConfig) UnmarshalJSON(b []byte) error {
 	if j.Duration != "" {
 		if c.Duration, err = time.ParseDuration(j.Duration); err != nil {
 			return fmt.Errorf("duration: %w", err)
+		}
+	}
+	if j.EventGap != "" {
+		if c.EventGap, err = time.ParseDuration(j.EventGap); err != nil {
+			return fmt.Errorf("event_gap: %w", err)
 		}
 	}
 	if j.VerifyTimeout != "" {

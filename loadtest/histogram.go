@@ -79,6 +79,25 @@ func (r *Recorder) Record(at time.Time, d time.Duration) {
 	_ = h.RecordValue(us)
 }
 
+// RecordN adds n equal latencies d, charted in the second of at: one per
+// item of a batch that completed as a whole.
+func (r *Recorder) RecordN(at time.Time, d time.Duration, n int64) {
+	if n <= 0 {
+		return
+	}
+	us := min(max(d.Microseconds(), 0), histHighest)
+	sec := at.Unix()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_ = r.total.RecordValues(us, n)
+	h := r.secs[sec]
+	if h == nil {
+		h = hdr.NewPacked(histLowest, histHighest, histSecondDigits)
+		r.secs[sec] = h
+	}
+	_ = h.RecordValues(us, n)
+}
+
 // Count returns the number of values recorded.
 func (r *Recorder) Count() int64 {
 	r.mu.Lock()

@@ -15,10 +15,9 @@ import (
 //   - latency summaries and the per-second series are recomputed from the
 //     merged HDR histograms, so percentiles are exact, never averaged;
 //   - the window spans the earliest start to the latest end;
-//   - service CPU is the largest of the processes' figures, since they all
-//     watched the same service over the same window, and is divided by the
-//     summed records; consumer lag, also the service's, keeps the largest
-//     sample per second;
+//   - the service's figures keep the largest of the processes' (they all
+//     scraped the same service over the same window): CPU seconds, records
+//     consumed, retries per cause, and consumer lag per second;
 //   - the config is the first report's; criteria are re-evaluated against
 //     the first report's thresholds (the defaults if it has none) and the
 //     bottleneck re-diagnosed.
@@ -62,7 +61,16 @@ func Merge(reports ...*Report) (*Report, error) {
 		out.Lost += r.Lost
 		out.Wrong += r.Wrong
 		out.ServiceCPUSeconds = max(out.ServiceCPUSeconds, r.ServiceCPUSeconds)
-		out.ServiceRecords += r.ServiceRecords
+		out.ServiceRecords = max(out.ServiceRecords, r.ServiceRecords)
+		out.Generator.Messages += r.Generator.Messages
+		out.Generator.Events += r.Generator.Events
+		out.Generator.EventsPerSec += r.Generator.EventsPerSec
+		for k, v := range r.ServiceRetries {
+			if out.ServiceRetries == nil {
+				out.ServiceRetries = map[string]int64{}
+			}
+			out.ServiceRetries[k] = max(out.ServiceRetries[k], v)
+		}
 		out.Generator.WriteUnsent += r.Generator.WriteUnsent
 		out.Generator.ReadUnsent += r.Generator.ReadUnsent
 		out.Generator.WriteMaxDelayMs = max(out.Generator.WriteMaxDelayMs, r.Generator.WriteMaxDelayMs)

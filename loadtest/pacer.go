@@ -98,10 +98,11 @@ type ticket struct {
 // Run issues the schedule's operations, calling op on up to Workers
 // goroutines, and observe (if not nil) with each result as it completes.
 // observe is called concurrently from the workers, so it must be safe for
-// concurrent use (a Recorder is). Issuing stops when the schedule ends or ctx
-// is done; Run then waits for the operations in flight, which see ctx, and
-// returns. Its error is ctx's if ctx ended the run early, else nil. A Pacer
-// may Run more than once, but not concurrently.
+// concurrent use (a Recorder is). Issuing stops when the schedule ends
+// (operations intended before its end that the dispatcher reaches late still
+// go to idle workers) or ctx is done; Run then waits for the operations in
+// flight, which see ctx, and returns. Its error is ctx's if ctx ended the
+// run early, else nil. A Pacer may Run more than once, but not concurrently.
 func (p *Pacer) Run(ctx context.Context, op Op, observe func(OpResult)) (PacerStats, error) {
 	work := make(chan ticket) // unbuffered: a ticket goes only to an idle worker
 	var (
@@ -179,7 +180,17 @@ func (p *Pacer) dispatch(ctx context.Context, work chan<- ticket, start, end tim
 			return issued, time.Now(), err
 		}
 		if !time.Now().Before(end) {
-			return issued, end, nil // behind schedule at the end: the rest is unsent
+			// Past the end with operations intended before it: the
+			// dispatcher itself ran late (timer resolution, a busy
+			// machine). Hand them to idle workers; once every worker is
+			// busy, the rest is unsent.
+			select {
+			case work <- t:
+				issued++
+				continue
+			default:
+				return issued, end, nil
+			}
 		}
 		select {
 		case work <- t:

@@ -56,6 +56,9 @@ type Report struct {
 	ServiceCPUSeconds         float64 `json:"service_cpu_seconds"`
 	ServiceRecords            int64   `json:"service_records"`
 	ServiceCPUMicrosPerRecord float64 `json:"service_cpu_us_per_record"`
+	// ServiceRetries are the service's ingest retries over the run, by
+	// cause (throttled, unavailable, breaker_open), from its /metrics.
+	ServiceRetries map[string]int64 `json:"service_retries,omitempty"`
 
 	// Errors counts failed operations by kind (e.g. "produce", "read_5xx",
 	// "throttled", "unsent").
@@ -71,8 +74,14 @@ type Report struct {
 	Histograms Histograms `json:"histograms"`
 }
 
-// GeneratorStats says whether the load generator kept to its schedules.
+// GeneratorStats says what the load generator sent and whether it kept to
+// its schedules.
 type GeneratorStats struct {
+	// Messages counts the messages started; Events the events Kafka
+	// acknowledged (kafka mode) or the final states written (direct mode).
+	Messages        int64   `json:"messages"`
+	Events          int64   `json:"events"`
+	EventsPerSec    float64 `json:"events_per_sec"`
 	WriteUnsent     int64   `json:"write_unsent"`
 	ReadUnsent      int64   `json:"read_unsent"`
 	WriteMaxDelayMs float64 `json:"write_max_delay_ms"`

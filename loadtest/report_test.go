@@ -44,6 +44,26 @@ func TestRecorderLatency(t *testing.T) {
 	}
 }
 
+// TestRecorderRecordN: a batch's latency counts once per item, in the
+// total and in its second.
+func TestRecorderRecordN(t *testing.T) {
+	rec := NewRecorder()
+	at := time.Unix(1_700_000_000, 0)
+	rec.RecordN(at, 10*time.Millisecond, 25)
+	rec.RecordN(at.Add(time.Second), 30*time.Millisecond, 5)
+	rec.RecordN(at, time.Hour, 0) // nothing
+	if rec.Count() != 30 {
+		t.Fatalf("count %d, want 30", rec.Count())
+	}
+	if l := rec.Latency(); math.Abs(l.P50-10) > 0.01 || math.Abs(l.Max-30) > 0.03 {
+		t.Errorf("latency %+v", l)
+	}
+	d, err := rec.Dist()
+	if err != nil || len(d.Seconds) != 2 {
+		t.Fatalf("dist: %v, %d seconds", err, len(d.Seconds))
+	}
+}
+
 func TestDistMerge(t *testing.T) {
 	at := time.Unix(1_700_000_000, 0)
 	a, b, both := NewRecorder(), NewRecorder(), NewRecorder()
@@ -213,10 +233,14 @@ func TestMergeEqualsCombined(t *testing.T) {
 	b := buildReport(t, start, testRunConfig(ShardSpec{1, 2}), setB)
 	whole := buildReport(t, start, testRunConfig(ShardSpec{0, 1}), setA, setB)
 	for _, r := range []*Report{a, b, whole} {
-		r.ServiceCPUSeconds = 2 // they all watched the same service
+		// They all scraped the same service.
+		r.ServiceCPUSeconds, r.ServiceRecords = 2, 9000
+		r.ServiceRetries = map[string]int64{"throttled": 3}
 	}
+	b.ServiceRecords = 8990 // its last scrape came a little earlier
 	a.ProducedFinal, b.ProducedFinal, whole.ProducedFinal = 1979, 989, 1979+989
-	a.ServiceRecords, b.ServiceRecords, whole.ServiceRecords = 6000, 3000, 9000
+	a.Generator.Messages, b.Generator.Messages, whole.Generator.Messages = 2000, 1000, 3000
+	a.Generator.Events, b.Generator.Events, whole.Generator.Events = 8000, 4000, 12000
 	a.Lost, whole.Lost = 2, 2
 	for _, r := range []*Report{a, b, whole} {
 		r.Evaluate(DefaultCriteria())
@@ -334,8 +358,13 @@ func TestDiagnose(t *testing.T) {
 		{"none", func(*Report) {}, "none"},
 		{"generator", func(r *Report) { r.Generator.WriteUnsent = 10 }, "load generator"},
 		{"write path blocks generator", func(r *Report) { r.Generator.WriteUnsent = 10; r.WriteLatency.P99 = 500 }, "write path"},
+		{"a few unsent at the very end", func(r *Report) { r.Generator.WriteUnsent = 1 }, "none"},
 		{"throttling", func(r *Report) { r.Errors = map[string]int64{"throttled": 50} }, "DynamoDB throttling"},
+		{"throttling seen by ingest", func(r *Report) { r.ServiceRecords = 10000; r.ServiceRetries = map[string]int64{"throttled": 20} }, "the service retried 20 throttled"},
+		{"produce latency", func(r *Report) { r.WriteLatency.P99 = 80 }, "Kafka produce"},
+		{"direct write latency", func(r *Report) { r.Config.Mode = ModeDirect; r.WriteLatency.P99 = 80 }, "DynamoDB batch writes"},
 		{"lag", func(r *Report) { r.ConsumerLag = []LagPoint{{1, 10}, {2, 5000}} }, "ingest"},
+		{"ingest pipeline", func(r *Report) { r.EndToEndLatency.P50 = 9000; r.WriteLatency.P99 = 200 }, "events wait inside the service"},
 		{"index", func(r *Report) { r.IndexLag.P99 = 5000 }, "index"},
 		{"reads", func(r *Report) { r.ReadLatency.P99 = 500 }, "API reads"},
 		{"rate", func(r *Report) { r.WritesPerSec = 500 }, "write rate"},

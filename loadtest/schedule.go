@@ -92,6 +92,25 @@ func (st Stage) ops() int64 {
 	return int64(math.Ceil(x - 1e-9))
 }
 
+// Offset returns the intended start of the schedule's operation j (from 0),
+// from the schedule's start: what the pacer's ticket j says. ok is false for
+// j < 0 or past the last operation.
+func (s Schedule) Offset(j int64) (d time.Duration, ok bool) {
+	if j < 0 {
+		return 0, false
+	}
+	var base time.Duration
+	for _, st := range s {
+		n := st.ops()
+		if j < n {
+			return base + st.offset(j), true
+		}
+		j -= n
+		base += st.Duration
+	}
+	return 0, false
+}
+
 // offset is the intended start of operation j of the stage, from its start.
 func (st Stage) offset(j int64) time.Duration {
 	return time.Duration(float64(j) * float64(time.Second) / st.Rate)

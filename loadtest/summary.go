@@ -32,7 +32,10 @@ func summaryRows(r *Report) []summaryRow {
 		{"produced final", fmt.Sprintf("%d (verified %d)", r.ProducedFinal, r.Verified), "", ""},
 		{"lost", fmt.Sprint(r.Lost), fmt.Sprintf("≤ %d", c.MaxLost), verdict(CriterionLost)},
 		{"wrong", fmt.Sprint(r.Wrong), fmt.Sprintf("≤ %d", c.MaxWrong), verdict(CriterionWrong)},
-		{"service CPU", fmt.Sprintf("%.1f µs/record", r.ServiceCPUMicrosPerRecord), "", ""},
+		{"service CPU", serviceCPU(r), "", ""},
+	}
+	if g := r.Generator; g.Messages > 0 {
+		rows = append(rows, summaryRow{Metric: "generated", Value: fmt.Sprintf("%d messages, %d events (%.0f/s)", g.Messages, g.Events, g.EventsPerSec)})
 	}
 	for _, k := range slices.Sorted(maps.Keys(r.Errors)) {
 		rows = append(rows, summaryRow{Metric: "errors: " + k, Value: fmt.Sprint(r.Errors[k])})
@@ -47,6 +50,13 @@ func summaryRows(r *Report) []summaryRow {
 	}
 	rows = append(rows, summaryRow{Metric: "overall", Value: fmt.Sprintf("%d process(es), %.1f s", max(r.Processes, 1), r.DurationSec), Result: overall})
 	return rows
+}
+
+func serviceCPU(r *Report) string {
+	if r.ServiceRecords == 0 {
+		return "n/a (no records consumed, or no /metrics)"
+	}
+	return fmt.Sprintf("%.1f µs/record (%.2f s over %d records)", r.ServiceCPUMicrosPerRecord, r.ServiceCPUSeconds, r.ServiceRecords)
 }
 
 // WriteSummary prints the terminal summary table of a report: each headline

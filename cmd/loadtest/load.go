@@ -2,16 +2,19 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"github.com/postflight/postflight/internal/awsconf"
 	"io"
+	"log/slog"
 	"strings"
 
 	"github.com/postflight/postflight/loadtest"
+	"github.com/postflight/postflight/store"
 )
 
-// runLoad is `loadtest run`: drive traffic through the service, verify it,
-// and report (DESIGN.md §4).
+// runLoad is `loadtest run`: drive traffic through the service (or straight
+// into the table), verify it, and report (DESIGN.md §4). loadtest.Run does
+// the work; this is flags and wiring.
 func runLoad(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg := loadtest.DefaultRunConfig()
 	fs := newFlagSet("run", stderr)
@@ -28,12 +31,20 @@ func runLoad(ctx context.Context, args []string, getenv func(string) string, std
 	fs.Float64Var(&cfg.ReadsPerSec, "reads-per-sec", cfg.ReadsPerSec, "API reads per second, all shard processes together")
 	fs.IntVar(&cfg.Accounts, "accounts", cfg.Accounts, "accounts in the Zipf mix")
 	fs.Float64Var(&cfg.TopShare, "top-share", cfg.TopShare, "the largest account's share of all messages")
-	fs.IntVar(&cfg.EventsPerMessage, "events-per-message", cfg.EventsPerMessage, "lifecycle events per message, the last one final")
-	fs.IntVar(&cfg.ItemBytes, "item-bytes", cfg.ItemBytes, "approximate message size in bytes (body padding)")
+	fs.IntVar(&cfg.EventsPerMessage, "events-per-message", cfg.EventsPerMessage, "mean lifecycle events per message: each has N-1 to N+1, ending final unless non-final")
+	fs.IntVar(&cfg.ItemBytes, "item-bytes", cfg.ItemBytes, "mean body bytes of long (WhatsApp, RCS) messages; SMS and MMS bodies stay short")
+	fs.Float64Var(&cfg.NonFinalShare, "non-final-share", cfg.NonFinalShare, "share of messages that never reach a final status (kafka mode)")
+	fs.Float64Var(&cfg.DuplicateShare, "duplicate-share", cfg.DuplicateShare, "share of messages with one event sent twice")
+	fs.IntVar(&cfg.ReorderWindow, "reorder-window", cfg.ReorderWindow, "most positions an event is sent away from its sequence order (0: in order)")
+	fs.Float64Var(&cfg.V1Share, "v1-share", cfg.V1Share, "share of events written with schema v1 (ID 1) rather than v2")
+	fs.DurationVar(&cfg.EventGap, "event-gap", cfg.EventGap, "time between a message's consecutive events (kafka mode)")
+	fs.Float64Var(&cfg.ProbesPerSec, "probes-per-sec", cfg.ProbesPerSec, "messages/s followed until readable and listed (end-to-end latency, index lag), all shard processes together")
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "most operations in flight per schedule")
-	fs.DurationVar(&cfg.VerifyTimeout, "verify-timeout", cfg.VerifyTimeout, "how long to wait for every final message to be readable")
+	fs.DurationVar(&cfg.VerifyTimeout, "verify-timeout", cfg.VerifyTimeout, "how long after the load to wait for the service to drain and every final message to be readable")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "random seed (SIDs, accounts, event order)")
 	shard := fs.String("shard", cfg.Shard.String(), "this process's part i/n of a run split over n processes")
+	defaultShards := fs.Int("default-shards", 1, "index shards of accounts without a schedule: the service's --default-shards (direct mode writes index keys with it)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error (logs go to stderr)")
 	var out outputs
 	fs.StringVar(&out.json, "json", "", "write the report as JSON to this file")
 	fs.StringVar(&out.html, "html", "", "write a self-contained HTML report to this file")
@@ -61,33 +72,23 @@ func runLoad(ctx context.Context, args []string, getenv func(string) string, std
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	rep, err := execute(ctx, cfg, stdout)
+	db, err := awsconf.DynamoClient(ctx, cfg.DynamoDBEndpoint, getenv)
 	if err != nil {
 		return err
 	}
-	rep.Evaluate(cfg.Criteria)
+	st, err := store.New(db, store.Config{Table: cfg.Table, DefaultShards: *defaultShards}, log.With("component", "store"), nil)
+	if err != nil {
+		return err
+	}
+	rep, err := loadtest.Run(ctx, cfg, loadtest.Deps{Store: st, Progress: stdout, Log: log})
+	if err != nil {
+		return err
+	}
 	return finish(rep, out, stdout)
-}
-
-// errNotWired: `loadtest run` has its flags, config and reporting, but not
-// yet the generator and verifier that drive the service.
-var errNotWired = errors.New("run: not wired yet")
-
-// execute runs the load test and returns its report, not yet evaluated.
-//
-// TODO(lead): wire to the service. The intended shape:
-//
-//	coll := loadtest.NewCollector()
-//	wp, _ := loadtest.NewPacer(loadtest.PacerConfig{Schedule: cfg.WriteSchedule(), Workers: cfg.Workers})
-//	rp, _ := loadtest.NewPacer(loadtest.PacerConfig{Schedule: cfg.ReadSchedule(), Workers: cfg.Workers})
-//	// errgroup: wp.Run(ctx, produceOp, observe → coll.Write / coll.Error),
-//	//           rp.Run(ctx, readOp, observe → coll.Read / coll.Error),
-//	//           lag sampler → coll.Lag, loadtest.NewProgress(stdout).Run(ctx, time.Second, status)
-//	// then verify every final message → coll.EndToEnd, coll.IndexLag, lost, wrong
-//	rep, err := coll.Report(cfg, writeStats, readStats)
-//	rep.ProducedFinal, rep.Verified, rep.Lost, rep.Wrong = …
-//	rep.ServiceCPUSeconds, rep.ServiceRecords = … // deltas of the service's /metrics
-func execute(ctx context.Context, cfg loadtest.RunConfig, stdout io.Writer) (*loadtest.Report, error) {
-	return nil, errNotWired
 }

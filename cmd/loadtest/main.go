@@ -1,7 +1,8 @@
 // Command loadtest is Postflight's load-test tool for SREs (DESIGN.md §4):
 //
 //	loadtest heat  --rate N --accounts N --top-share F --item-bytes N [--json FILE]
-//	loadtest run   --brokers H:P --topic T --service URL --token TOK --table NAME --rate N --duration D [--json FILE] [--html FILE]
+//	loadtest run   --brokers H:P --topic T --service URL --token TOK --dynamodb-endpoint URL --table NAME
+//	               --rate N --duration D --reads-per-sec N [--mode kafka|direct] [--json FILE] [--html FILE]
 //	loadtest merge A.json B.json... [--json OUT] [--html FILE]
 //
 // Every flag may also be set as an environment variable LOADTEST_<FLAG>

@@ -167,28 +167,45 @@ func TestMerge(t *testing.T) {
 	}
 }
 
-func TestRunNotWiredYet(t *testing.T) {
+// TestRunFlagsAndUnreachableBroker: every flag of the DESIGN.md §4 contract
+// (and the extra ones) parses, and a broker that cannot be reached is an
+// error (exit status 2), not a report. The full run is tested against the
+// real stack in cmd/postflight (loadtest_test.go).
+func TestRunFlagsAndUnreachableBroker(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	args := []string{"run", "--brokers", "b1:9092,b2:9092", "--topic", "t", "--service", "http://x", "--token", "tok",
-		"--dynamodb-endpoint", "http://d", "--table", "tbl", "--rate", "500", "--duration", "30s", "--reads-per-sec", "5",
-		"--json", "r.json", "--html", "r.html", "--mode", "direct", "--seed", "3", "--shard", "1/2", "--ramp", "10s:100,10s:300",
-		"--max-write-p99", "80", "--min-write-ratio", "0.9"}
+	dir := t.TempDir()
+	args := []string{"run", "--brokers", "127.0.0.1:1", "--topic", "t", "--service", "http://127.0.0.1:1", "--token", "tok",
+		"--dynamodb-endpoint", "http://127.0.0.1:1", "--table", "tbl", "--rate", "500", "--duration", "30s", "--reads-per-sec", "5",
+		"--json", filepath.Join(dir, "r.json"), "--html", filepath.Join(dir, "r.html"), "--mode", "kafka", "--seed", "3", "--shard", "1/2",
+		"--ramp", "10s:100,10s:300", "--max-write-p99", "80", "--min-write-ratio", "0.9", "--events-per-message", "4",
+		"--non-final-share", "0.1", "--duplicate-share", "0.02", "--reorder-window", "3", "--v1-share", "0.5", "--event-gap", "50ms",
+		"--probes-per-sec", "5", "--default-shards", "4", "--log-level", "error", "--verify-timeout", "5s"}
+	start := time.Now()
 	err := run(t.Context(), args, noEnv, &stdout, &stderr)
-	if !errors.Is(err, errNotWired) {
-		t.Fatalf("run = %v, want errNotWired", err)
+	if err == nil || errors.Is(err, loadtest.ErrCriteriaFailed) || !strings.Contains(err.Error(), "kafka producer") {
+		t.Fatalf("run against no broker = %v, want a kafka error", err)
 	}
 	if code := exitCode(err, &stderr); code != 2 {
 		t.Errorf("exit code %d, want 2", code)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("took %s to give up on an unreachable broker", d)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "r.json")); err == nil {
+		t.Error("a report was written for a run that never ran")
 	}
 	for _, bad := range [][]string{
 		{"run", "--mode", "smoke-signals"},
 		{"run", "--shard", "2/2"},
 		{"run", "--ramp", "fast"},
 		{"run", "--rate", "-1"},
+		{"run", "--v1-share", "1.5"},
+		{"run", "--reorder-window", "-1"},
+		{"run", "--log-level", "loud"},
 		{"run", "--no-such-flag"},
 		{"run", "stray"},
 	} {
-		if err := run(t.Context(), bad, noEnv, &stdout, &stderr); err == nil || errors.Is(err, errNotWired) {
+		if err := run(t.Context(), bad, noEnv, &stdout, &stderr); err == nil || strings.Contains(err.Error(), "kafka producer") {
 			t.Errorf("%v: err = %v, want a usage error", bad, err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/postflight/postflight/internal/awsconf"
 	"io"
 	"os"
 	"path/filepath"
@@ -64,7 +65,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if f.dynamodbEndpoint == "" {
 		f.dynamodbEndpoint = ddb.Endpoint()
 	}
-	db, err := dynamoClient(ctx, f.dynamodbEndpoint, getenv)
+	db, err := awsconf.DynamoClient(ctx, f.dynamodbEndpoint, getenv)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/postflight/postflight/internal/awsconf"
 	"io"
 	"log/slog"
 	"net"
@@ -50,7 +51,7 @@ func serve(ctx context.Context, f serveFlags, getenv func(string) string, log *s
 		return err
 	}
 	defer tel.Provider.Shutdown(context.WithoutCancel(ctx))
-	db, err := dynamoClient(ctx, f.dynamodbEndpoint, getenv)
+	db, err := awsconf.DynamoClient(ctx, f.dynamodbEndpoint, getenv)
 	if err != nil {
 		return err
 	}

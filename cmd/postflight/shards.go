@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/postflight/postflight/internal/awsconf"
 	"io"
 	"time"
 
@@ -59,7 +60,7 @@ func runShards(ctx context.Context, args []string, getenv func(string) string, s
 	} else if *shards != 0 || *from != "" {
 		return errors.New("show takes no --shards or --from")
 	}
-	db, err := dynamoClient(ctx, f.dynamodbEndpoint, getenv)
+	db, err := awsconf.DynamoClient(ctx, f.dynamodbEndpoint, getenv)
 	if err != nil {
 		return err
 	}

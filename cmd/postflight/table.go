@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/postflight/postflight/internal/awsconf"
 	"io"
 
 	"github.com/postflight/postflight/store"
@@ -15,7 +16,7 @@ func runTableCreate(ctx context.Context, args []string, getenv func(string) stri
 		return err
 	}
 	log, _ := newLogger("info", stderr)
-	db, err := dynamoClient(ctx, f.dynamodbEndpoint, getenv)
+	db, err := awsconf.DynamoClient(ctx, f.dynamodbEndpoint, getenv)
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,11 @@
-package main
+// Package awsconf builds the DynamoDB client both commands use: the AWS
+// SDK's default chain, an optional endpoint override, and dummy credentials
+// for DynamoDB Local on loopback.
+package awsconf
 
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/url"
 
@@ -13,12 +15,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 )
 
-// dynamoClient builds a DynamoDB client from the SDK's default chain
-// (AWS_REGION, credentials, profiles, web identity). An explicit endpoint
-// overrides the resolution. For a loopback endpoint (DynamoDB Local) with no
-// region or access key in the environment, a dummy region and static
-// credentials are filled in: DynamoDB Local accepts any.
-func dynamoClient(ctx context.Context, endpoint string, getenv func(string) string) (*dynamodb.Client, error) {
+// DynamoClient builds a DynamoDB client from the SDK's default chain
+// (AWS_REGION, credentials, profiles, web identity). An explicit endpoint overrides the resolution; for a loopback one
+// (DynamoDB Local) without a region or access key in the environment, a
+// dummy region and static credentials are filled in.
+func DynamoClient(ctx context.Context, endpoint string, getenv func(string) string) (*dynamodb.Client, error) {
 	var opts []func(*config.LoadOptions) error
 	if isLoopback(endpoint) {
 		if getenv("AWS_REGION") == "" && getenv("AWS_DEFAULT_REGION") == "" {
@@ -53,12 +54,4 @@ func isLoopback(endpoint string) bool {
 	}
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback()
-}
-
-func newLogger(level string, w interface{ Write([]byte) (int, error) }) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log level: %w", err)
-	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
 }

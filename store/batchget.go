@@ -1,0 +1,114 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/postflight/postflight"
+	"github.com/postflight/postflight/keydesign"
+)
+
+// MaxBatchGet is the most keys one BatchGetItem request carries.
+const MaxBatchGet = 100
+
+// Key is the base-table key of a message: its account and SID.
+type Key struct {
+	Account string
+	SID     string
+}
+
+// ErrBatchGetStalled: DynamoDB kept handing back the same unprocessed keys.
+var ErrBatchGetStalled = errors.New("batch get: unprocessed keys made no progress")
+
+// batchGetStall is how many answers in a row may return nothing before
+// BatchGet gives up with ErrBatchGetStalled.
+const batchGetStall = 12
+
+// BatchGet reads the messages with the given keys, MaxBatchGet keys per
+// BatchGetItem request (one request at a time), with strongly consistent
+// reads, and returns those stored, in no particular order. Keys given twice
+// are read once. A missing message and a tombstone are both left out, and
+// the account's retention is NOT applied: BatchGet returns what is stored
+// (the load test's verifier uses it), not what the API would show.
+//
+// Keys DynamoDB leaves unprocessed (throttling, the 16 MB response limit)
+// are asked again with capped exponential backoff until they are read, ctx
+// ends, or batchGetStall answers in a row return nothing.
+func (s *Store) BatchGet(ctx context.Context, keys []Key) ([]postflight.Message, error) {
+	out := make([]postflight.Message, 0, len(keys))
+	seen := make(map[Key]struct{}, len(keys))
+	for len(keys) > 0 {
+		chunk := make([]map[string]types.AttributeValue, 0, MaxBatchGet)
+		for len(keys) > 0 && len(chunk) < MaxBatchGet {
+			k := keys[0]
+			keys = keys[1:]
+			if _, dup := seen[k]; dup {
+				continue
+			}
+			seen[k] = struct{}{}
+			chunk = append(chunk, map[string]types.AttributeValue{keydesign.AttrPK: str(k.SID), keydesign.AttrSK: str(k.Account)})
+		}
+		var err error
+		if out, err = s.batchGet(ctx, chunk, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// batchGet reads one request's worth of keys (≤ MaxBatchGet), retrying
+// unprocessed keys, and appends the decoded messages to out.
+func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeValue, out []postflight.Message) ([]postflight.Message, error) {
+	const (
+		backoffMin = 20 * time.Millisecond
+		backoffMax = time.Second
+	)
+	wait := backoffMin
+	idle := 0
+	for len(keys) > 0 {
+		start := time.Now()
+		resp, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{
+			RequestItems: map[string]types.KeysAndAttributes{
+				s.table: {Keys: keys, ConsistentRead: aws.Bool(true)},
+			},
+		})
+		s.observe(ctx, "batch_get", start, err)
+		if err != nil {
+			return nil, fmt.Errorf("batch get: %w", err)
+		}
+		items := resp.Responses[s.table]
+		for _, item := range items {
+			m, ok, err := decodeItem(item)
+			if err != nil {
+				return nil, fmt.Errorf("batch get: %w", err)
+			}
+			if ok {
+				out = append(out, m)
+			}
+		}
+		keys = resp.UnprocessedKeys[s.table].Keys
+		if len(keys) == 0 {
+			break
+		}
+		if len(items) > 0 {
+			wait, idle = backoffMin, 0 // progress: ask again at once, gently
+		} else if idle++; idle >= batchGetStall {
+			return nil, fmt.Errorf("%w: %d keys left", ErrBatchGetStalled, len(keys))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("batch get: %w", ctx.Err())
+		case <-t.C:
+		}
+		wait = min(2*wait, backoffMax)
+	}
+	return out, nil
+}
