@@ -33,10 +33,16 @@ import (
 // their CPU out of the measurement of the pipeline's own.
 const peerEnv = "POSTFLIGHT_BENCH_PEER"
 
+// TestMain runs the tests, or, when the test binary was started as a helper
+// process, that helper: the benchmark's peer (peerEnv) or the kill test's
+// consumer (childEnv, kill_test.go).
 func TestMain(m *testing.M) {
-	if os.Getenv(peerEnv) == "1" {
+	switch {
+	case os.Getenv(peerEnv) == "1":
 		runPeer()
 		return
+	case os.Getenv(childEnv) != "":
+		os.Exit(runChild())
 	}
 	testenv.Main(m)
 }

@@ -71,6 +71,26 @@ func (t *tracker) finish(offset int64) {
 	}
 }
 
+// forget takes back the record just added at offset, which will not be
+// handed on (its session ended while it waited): it no longer holds up the
+// drain, and since it is not done, nothing after it is committed either, so
+// the next owner of the partition reads it again. The claim must stop
+// reading after it: a later add would let the mark pass the forgotten offset.
+func (t *tracker) forget(offset int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := len(t.offsets) - 1
+	if n < t.head || t.offsets[n] != offset || t.done[n] {
+		return
+	}
+	t.offsets, t.done = t.offsets[:n], t.done[:n]
+	t.open--
+	if t.open == 0 && t.idle != nil {
+		close(t.idle)
+		t.idle = nil
+	}
+}
+
 // pending returns the number of records read and not yet done.
 func (t *tracker) pending() int {
 	t.mu.Lock()

@@ -64,3 +64,25 @@ func TestTrackerRandomOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestTrackerForgetReleasesTheDrain(t *testing.T) {
+	var marked []int64
+	tr := newTracker(func(next int64) { marked = append(marked, next) })
+	tr.add(1)
+	tr.add(2)
+	drained := tr.drained()
+	tr.finish(1)
+	tr.forget(2) // its session ended before it was handed on
+	select {
+	case <-drained:
+	default:
+		t.Fatal("drain still waits for a forgotten record")
+	}
+	if marked[len(marked)-1] != 2 {
+		t.Fatalf("marked %v: must resume at the forgotten record 2", marked)
+	}
+	tr.forget(1) // a done record is not forgotten
+	if tr.pending() != 0 || marked[len(marked)-1] != 2 {
+		t.Fatalf("pending %d, marked %v", tr.pending(), marked)
+	}
+}

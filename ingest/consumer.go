@@ -106,6 +106,15 @@ func (s *Service) consume(ctx context.Context, tr *tracker, rec *sarama.Consumer
 			trace.WithAttributes(attribute.String("messaging.source", rec.Topic), attribute.Int64("messaging.kafka.offset", rec.Offset)))
 	}
 	tr.add(rec.Offset)
+	// abandon takes the record back when the session ends before it is
+	// handed on: it will be read again by the partition's next owner.
+	abandon := func() error {
+		tr.forget(rec.Offset)
+		if tk.span != nil {
+			tk.span.End()
+		}
+		return ctx.Err()
+	}
 	ev, err := s.dec.Decode(ctx, rec.Value)
 	if err != nil {
 		var de *DecodeError
@@ -116,14 +125,16 @@ func (s *Service) consume(ctx context.Context, tr *tracker, rec *sarama.Consumer
 			for err != nil && !errors.As(err, &de) {
 				s.log.Warn("decode waits for the schema registry", "err", err)
 				if !sleep(ctx, bo.NextBackOff()) {
-					return ctx.Err()
+					return abandon()
 				}
 				ev, err = s.dec.Decode(ctx, rec.Value)
 			}
 		}
 		if de != nil {
 			s.m.records.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "dead_letter"), attribute.String("stage", de.Stage)))
-			s.dlq.send(ctx, tk, de.Error())
+			if !s.dlq.send(ctx, tk, de.Error()) {
+				return abandon()
+			}
 			return nil
 		}
 	}
@@ -135,7 +146,10 @@ func (s *Service) consume(ctx context.Context, tr *tracker, rec *sarama.Consumer
 	s.m.records.Add(ctx, 1, s.m.final)
 	m := ev.Message()
 	it := &item{msg: &m, key: key(&m), size: approxSize(rec), tickets: []ticket{tk}, added: time.Now()}
-	return s.batcher.add(ctx, it)
+	if err := s.batcher.add(ctx, it); err != nil {
+		return abandon()
+	}
+	return nil
 }
 
 // approxSize is what a pending record costs in memory: its raw bytes (kept

@@ -40,11 +40,13 @@ func newDLQ(topic string, prod sarama.SyncProducer, log *slog.Logger, count metr
 }
 
 // send queues a record for the dead-letter topic; it blocks while the queue
-// is full.
-func (d *dlq) send(ctx context.Context, tk ticket, reason string) {
+// is full and reports false if ctx ended first (the record is not queued).
+func (d *dlq) send(ctx context.Context, tk ticket, reason string) bool {
 	select {
 	case d.in <- dead{tk: tk, reason: reason}:
+		return true
 	case <-ctx.Done():
+		return false
 	}
 }
 

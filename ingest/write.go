@@ -22,29 +22,28 @@ type Writer interface {
 // errUnavailable tells the breaker that a batch met 5xx or network errors.
 var errUnavailable = errors.New("dynamodb unavailable")
 
-// writeLoop is one writer: it takes a concurrency slot, a batch, and writes
-// it until every message in it is done. It returns when ctx is done.
+// writeLoop is one writer: it takes a batch and writes it until every
+// message in it is done. It returns when ctx is done. (A writer waits for a
+// batch without a concurrency slot: a slot held by an idle writer could
+// starve the writers that are retrying.)
 func (s *Service) writeLoop(ctx context.Context) {
 	for {
-		if err := s.limit.acquire(ctx); err != nil {
-			return
-		}
 		batch, err := s.batcher.next(ctx)
 		if err != nil {
-			s.limit.release(false, time.Now())
 			return
 		}
-		throttled := s.writeBatch(ctx, batch)
-		s.limit.release(throttled, time.Now())
+		s.writeBatch(ctx, batch)
 	}
 }
 
 // writeBatch writes a batch, retrying what is retryable with capped,
 // jittered exponential backoff, until every item is done or ctx ends (the
 // unfinished items' offsets are then never committed, and the records are
-// read again by whoever owns the partition next). It reports whether
-// DynamoDB throttled any attempt.
-func (s *Service) writeBatch(ctx context.Context, batch []*item) (throttled bool) {
+// read again by whoever owns the partition next). Each attempt takes a
+// concurrency slot and releases it with what DynamoDB said, so a throttled
+// attempt halves the limit at once, and the backoff waits without a slot:
+// the limit bounds the requests actually in flight, retries included.
+func (s *Service) writeBatch(ctx context.Context, batch []*item) {
 	bo := &backoff.ExponentialBackOff{
 		InitialInterval:     s.cfg.RetryInitial,
 		RandomizationFactor: 0.5,
@@ -55,10 +54,11 @@ func (s *Service) writeBatch(ctx context.Context, batch []*item) (throttled bool
 	msgs := make([]*postflight.Message, len(batch))
 	res := make([]postflight.WriteResult, len(batch))
 	for attempt := 0; len(batch) > 0; attempt++ {
-		if attempt > 0 {
-			if !sleep(ctx, bo.NextBackOff()) {
-				return throttled
-			}
+		if attempt > 0 && !sleep(ctx, bo.NextBackOff()) {
+			return
+		}
+		if s.limit.acquire(ctx) != nil {
+			return
 		}
 		msgs, res = msgs[:len(batch)], res[:len(batch)]
 		for i, it := range batch {
@@ -76,9 +76,11 @@ func (s *Service) writeBatch(ctx context.Context, batch []*item) (throttled bool
 		})
 		endSpans()
 		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+			s.limit.release(false, time.Now())
 			s.m.retries.Add(ctx, int64(len(batch)), s.m.retryOpen)
 			continue // nothing was sent
 		}
+		throttled := false
 		keep := batch[:0]
 		for i, it := range batch {
 			r := res[i]
@@ -93,12 +95,12 @@ func (s *Service) writeBatch(ctx context.Context, batch []*item) (throttled bool
 				keep = append(keep, it)
 			}
 		}
+		s.limit.release(throttled, time.Now())
 		if len(keep) < len(batch) {
 			bo.Reset() // progress: the next retry starts small again
 		}
 		batch = keep
 	}
-	return throttled
 }
 
 // finish settles a written item: a rejected one goes to the dead-letter
@@ -109,7 +111,9 @@ func (s *Service) finish(ctx context.Context, it *item, r postflight.WriteResult
 	if r.Outcome == postflight.Rejected {
 		reason := "dynamodb rejected the item: " + errString(r.Err)
 		for _, tk := range it.tickets {
-			s.dlq.send(ctx, tk, reason)
+			// false only at final shutdown, after every drain: the record
+			// stays uncommitted and is read again.
+			_ = s.dlq.send(ctx, tk, reason)
 		}
 	} else {
 		for _, tk := range it.tickets {
