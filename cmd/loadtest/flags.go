@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"github.com/postflight/postflight/internal/envflag"
 	"io"
 	"strconv"
 	"strings"
@@ -38,21 +39,7 @@ func parse(fs *flag.FlagSet, args []string, getenv func(string) string) ([]strin
 		positional = append(positional, rest[0])
 		args = rest[1:]
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || err != nil {
-			return
-		}
-		key := "LOADTEST_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(key); v != "" {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%s: %w", key, e)
-			}
-		}
-	})
-	return positional, err
+	return positional, envflag.Fill(fs, "LOADTEST", getenv)
 }
 
 // criteriaFlags holds the success-criteria override flags of a FlagSet.
