@@ -3,8 +3,13 @@ package ingest
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,4 +146,60 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("re-encoded event rejected: %v", err)
 		}
 	})
+}
+
+// TestSchemaRegistry resolves schema IDs through a Confluent Schema Registry
+// REST API. The registry here is a small in-test HTTP server (no registry
+// runs on this machine) that serves GET /schemas/ids/{id} like the real one.
+func TestSchemaRegistry(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		var body string
+		switch r.URL.Path {
+		case "/schemas/ids/41":
+			body = schemaV1JSON
+		case "/schemas/ids/42":
+			body = schemaV2JSON
+		default:
+			w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = io.WriteString(w, `{"error_code":40403,"message":"Schema not found"}`)
+			return
+		}
+		b, _ := json.Marshal(map[string]string{"schema": body})
+		w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+		_, _ = w.Write(b)
+	}))
+	defer srv.Close()
+	src, err := NewRegistrySchemas(srv.URL, srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewDecoder(src, 15*time.Minute, func() time.Time { return testNow })
+	ev := sampleEvent()
+	for _, tc := range []struct{ builtin, registry uint32 }{{SchemaIDv1, 41}, {SchemaIDv2, 42}} {
+		b, _ := Encode(tc.builtin, &ev)
+		binary.BigEndian.PutUint32(b[1:], tc.registry)
+		for range 3 { // cached after the first
+			got, err := d.Decode(context.Background(), b)
+			if err != nil || got.MessageSID != ev.MessageSID {
+				t.Fatalf("id %d: %v", tc.registry, err)
+			}
+		}
+	}
+	if n := hits.Load(); n != 2 {
+		t.Fatalf("registry asked %d times, want 2 (cached)", n)
+	}
+	b, _ := Encode(SchemaIDv2, &ev)
+	binary.BigEndian.PutUint32(b[1:], 7)
+	var de *DecodeError
+	if _, err := d.Decode(context.Background(), b); !errors.As(err, &de) || de.Stage != "schema" {
+		t.Fatalf("unknown id: %v, want a schema DecodeError", err)
+	}
+	srv.Close() // unreachable: transient, not a dead letter
+	binary.BigEndian.PutUint32(b[1:], 8)
+	if _, err := d.Decode(context.Background(), b); err == nil || errors.As(err, &de) {
+		t.Fatalf("unreachable registry: %v, want a transient error", err)
+	}
 }

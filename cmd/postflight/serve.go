@@ -91,6 +91,9 @@ func serve(ctx context.Context, f serveFlags, getenv func(string) string, log *s
 	if err != nil {
 		return err
 	}
+	if f.pageTokenKey == "" {
+		log.Warn("no --page-token-key: page tokens are signed with a random per-process key and resume only on this process; set the same key on every API process")
+	}
 	auth, err := api.NewAuthenticator(f.authFile)
 	if err != nil {
 		return err
