@@ -7,13 +7,19 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 )
+
+// MaxIdleConns is the pool of idle connections kept to DynamoDB: above the
+// ingest pipeline's write concurrency plus the API's list fan-out.
+const MaxIdleConns = 256
 
 // DynamoClient builds a DynamoDB client from the SDK's default chain
 // (AWS_REGION, credentials, profiles, web identity). An explicit endpoint overrides the resolution; for a loopback one
@@ -29,6 +35,13 @@ func DynamoClient(ctx context.Context, endpoint string, getenv func(string) stri
 			opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
 		}
 	}
+	// Ingest keeps up to --max-concurrency requests in flight and lists fan
+	// out; with the SDK's default of 10 idle connections per host, every
+	// burst above 10 would close connections and dial new ones.
+	opts = append(opts, config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.MaxIdleConns = MaxIdleConns
+		tr.MaxIdleConnsPerHost = MaxIdleConns
+	})))
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("aws config: %w", err)
