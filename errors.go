@@ -8,8 +8,6 @@ import (
 var (
 	// ErrNotFound: no such message for that account (or it is past retention).
 	ErrNotFound = errors.New("not found")
-	// ErrDeleted: the message was deleted; its tombstone blocks every later event.
-	ErrDeleted = errors.New("deleted")
 	// ErrPreconditionFailed: an If-Match ETag no longer matches the record.
 	ErrPreconditionFailed = errors.New("precondition failed")
 )

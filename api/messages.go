@@ -227,7 +227,7 @@ func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request) {
 // DynamoDB is the likely cause (it is retryable), never a 500 with details.
 func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
-	case errors.Is(err, postflight.ErrNotFound), errors.Is(err, postflight.ErrDeleted):
+	case errors.Is(err, postflight.ErrNotFound):
 		writeProblem(w, notFound())
 	case errors.Is(err, postflight.ErrPreconditionFailed):
 		writeProblem(w, preconditionFailed())

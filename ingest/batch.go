@@ -8,6 +8,10 @@ import (
 	"github.com/postflight/postflight"
 )
 
+// maxBatch is the most messages in one write: BatchExecuteStatement takes at
+// most 25 statements (store.MaxBatch).
+const maxBatch = 25
+
 // item is one message waiting to be written, with every record it stands
 // for: events of the same message that it superseded in memory finish when
 // it does.
@@ -176,9 +180,9 @@ func (b *batcher) done(it *item, applied bool) (superseded *item) {
 	return superseded
 }
 
-// stats returns the pending and in-flight counts and bytes.
-func (b *batcher) stats() (pending, inflight, bytes int) {
+// pendingBytes returns the size of everything pending or in flight.
+func (b *batcher) pendingBytes() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(b.pend), len(b.inflight), b.bytes
+	return b.bytes
 }

@@ -153,7 +153,7 @@ func New(cfg Config, w Writer, dec *Decoder, log *slog.Logger, mp metric.MeterPr
 	s := &Service{
 		cfg: cfg, w: w, dec: dec, log: log,
 		tracer:  tp.Tracer("github.com/postflight/postflight/ingest"),
-		batcher: newBatcher(25, cfg.Linger, cfg.MaxPendingMB<<20),
+		batcher: newBatcher(maxBatch, cfg.Linger, cfg.MaxPendingMB<<20),
 		limit:   newAIMD(min(16, cfg.MaxConcurrency), cfg.MinConcurrency, cfg.MaxConcurrency, 200*time.Millisecond),
 	}
 	client, err := sarama.NewClient(cfg.Brokers, cfg.SaramaConfig())

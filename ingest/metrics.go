@@ -63,8 +63,7 @@ func newMetrics(m metric.Meter, s *Service) (metrics, error) {
 		return x, err
 	}
 	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		_, _, bytes := s.batcher.stats()
-		o.ObserveInt64(pending, int64(bytes))
+		o.ObserveInt64(pending, int64(s.batcher.pendingBytes()))
 		l, _ := s.limit.current()
 		o.ObserveFloat64(limit, l)
 		o.ObserveInt64(breaker, int64(s.breaker.State()))

@@ -3,6 +3,7 @@ package keydesign
 import (
 	"encoding/hex"
 	"errors"
+	"hash/fnv"
 	"math"
 	mrand "math/rand/v2"
 	"strings"
@@ -77,6 +78,14 @@ func TestShardIsStableAndEven(t *testing.T) {
 	for i, c := range counts {
 		if math.Abs(float64(c)-mean) > 5*math.Sqrt(mean) {
 			t.Fatalf("shard %d has %d of %d, mean %.0f", i, c, samples, mean)
+		}
+	}
+	for range 1000 { // the stored layout depends on it: it must stay FNV-1a 64
+		s := randSID(r)
+		h := fnv.New64a()
+		_, _ = h.Write([]byte(s))
+		if Shard(s, 97) != int(h.Sum64()%97) {
+			t.Fatalf("Shard(%s) is not FNV-1a 64 mod n", s)
 		}
 	}
 	if Shard("SM0", 1) != 0 || Shard("SM0", 0) != 0 {
