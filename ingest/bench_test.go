@@ -22,6 +22,7 @@ import (
 
 	"github.com/postflight/postflight"
 	"github.com/postflight/postflight/ingest"
+	"github.com/postflight/postflight/internal/awsconf"
 	"github.com/postflight/postflight/internal/fakeddb"
 	"github.com/postflight/postflight/internal/testenv"
 	"github.com/postflight/postflight/store"
@@ -148,7 +149,11 @@ func benchIngest(b *testing.B, target string) {
 	if target == "dynamodb-local" {
 		endpoint, table = testenv.DynamoDBEndpoint(b), testenv.TableName(b)
 	}
-	db := testenv.DynamoDBClient(b, endpoint)
+	// The production client (serve's), not the tests' one.
+	db, err := awsconf.DynamoClient(context.Background(), endpoint, func(string) string { return "" })
+	if err != nil {
+		b.Fatal(err)
+	}
 	st, err := store.New(db, store.Config{Table: table}, nil, nil)
 	if err != nil {
 		b.Fatal(err)

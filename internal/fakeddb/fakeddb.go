@@ -7,8 +7,10 @@ package fakeddb
 
 import (
 	"encoding/json"
+	"hash/crc32"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 )
@@ -44,10 +46,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			b.WriteString(`{}`)
 		}
 		b.WriteString(`]}`)
-		_, _ = io.WriteString(w, b.String())
+		reply(w, b.String())
 	case "Query":
-		_, _ = io.WriteString(w, `{"Items":[],"Count":0}`)
+		reply(w, `{"Items":[],"Count":0}`)
 	default:
-		_, _ = io.WriteString(w, `{}`)
+		reply(w, `{}`)
 	}
+}
+
+// reply writes body with the CRC32 header DynamoDB sends and the SDK checks.
+func reply(w http.ResponseWriter, body string) {
+	w.Header().Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE([]byte(body))), 10))
+	_, _ = io.WriteString(w, body)
 }
