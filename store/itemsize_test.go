@@ -216,10 +216,7 @@ func measureMix(tb testing.TB, n int) itemMix {
 	var mix itemMix
 	for i := range n {
 		m := realisticMessage(r, g, created.Add(time.Duration(i)*time.Millisecond))
-		e, err := encode(m, keydesign.IndexPK(m.AccountSID, keydesign.Shard(m.SID, 8)), created.Add(400*24*time.Hour))
-		if err != nil {
-			tb.Fatal(err)
-		}
+		e := encode(m, keydesign.IndexPK(m.AccountSID, keydesign.Shard(m.SID, 8)), created.Add(400*24*time.Hour))
 		u := keydesign.WriteUnits(e.size)
 		b := bucket(m)
 		mix.n++
@@ -304,10 +301,7 @@ func BenchmarkEncodeRealisticMix(b *testing.B) {
 			var bytes, units, n int
 			for b.Loop() {
 				m := msgs[n%len(msgs)]
-				e, err := encode(m, keydesign.IndexPK(m.AccountSID, 0), created.Add(time.Hour))
-				if err != nil {
-					b.Fatal(err)
-				}
+				e := encode(m, keydesign.IndexPK(m.AccountSID, 0), created.Add(time.Hour))
 				bytes += e.size
 				units += keydesign.WriteUnits(e.size)
 				n++

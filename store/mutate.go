@@ -68,10 +68,7 @@ func (s *Store) Update(ctx context.Context, account, sid string, p Patch, ifRevi
 		if p.PriceUnit != nil {
 			m.PriceUnit = p.PriceUnit
 		}
-		d, err := pack(&m)
-		if err != nil {
-			return m, err
-		}
+		d := pack(&m)
 		start = time.Now()
 		upd, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:                &s.table,

@@ -1,10 +1,6 @@
 package store
 
-import (
-	"strings"
-
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-)
+import "strings"
 
 // statements holds the PartiQL texts of event writes. Every event write sets
 // the same attributes (valueAttrs), so there are three texts per table,
@@ -13,6 +9,10 @@ type statements struct {
 	insert string // fails with DuplicateItem if the item exists
 	update string // condition: older sequence, no tombstone, nothing pinned
 	pinned string // condition: older sequence, no tombstone, same revision
+
+	// jsonPrefix[k] opens a BatchStatementRequest of text k in DynamoDB's
+	// JSON protocol, up to its first parameter (see appendStatement).
+	jsonPrefix [3][]byte
 }
 
 type stmtKind uint8
@@ -42,6 +42,10 @@ func (s *statements) init(table string) {
 	common := b.String()
 	s.update = common + ` AND "` + aRedacted + `" IS MISSING AND "` + aPriceFixed + `" IS MISSING`
 	s.pinned = common + ` AND "` + aRev + `"=?`
+	for k := range s.jsonPrefix {
+		p := appendJSONString([]byte(`{"Statement":`), s.text(stmtKind(k)))
+		s.jsonPrefix[k] = append(p, `,"Parameters":[`...)
+	}
 }
 
 func (s *statements) text(k stmtKind) string {
@@ -52,20 +56,4 @@ func (s *statements) text(k stmtKind) string {
 		return s.update
 	}
 	return s.pinned
-}
-
-// params returns the parameters of statement k for e, in statement order.
-// rev is the expected revision of a kindPinned statement.
-func (e *encoded) params(k stmtKind, rev int64) []types.AttributeValue {
-	ps := make([]types.AttributeValue, 0, 2+len(e.values)+4)
-	if k == kindInsert {
-		ps = append(ps, e.key[:]...)
-		return append(ps, e.values[:]...)
-	}
-	ps = append(ps, e.values[:]...)
-	ps = append(ps, e.key[0], e.key[1], e.values[2]) // WHERE p, s, q <
-	if k == kindPinned {
-		ps = append(ps, num(rev))
-	}
-	return ps
 }

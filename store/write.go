@@ -74,10 +74,7 @@ func (s *Store) prepare(m *postflight.Message, now time.Time) (*encoded, postfli
 		return nil, postflight.Expired, nil
 	}
 	n := acc.Schedule.At(m.DateCreated)
-	e, err := encode(m, keydesign.IndexPK(m.AccountSID, keydesign.Shard(m.SID, n)), expires)
-	if err != nil {
-		return nil, postflight.Rejected, err
-	}
+	e := encode(m, keydesign.IndexPK(m.AccountSID, keydesign.Shard(m.SID, n)), expires)
 	if e.size > MaxItemBytes {
 		return nil, postflight.Rejected, fmt.Errorf("item of about %d bytes exceeds DynamoDB's %d", e.size, MaxItemBytes)
 	}
@@ -94,20 +91,27 @@ func (s *Store) execute(ctx context.Context, idx []int, encs []*encoded, k stmtK
 	if len(idx) == 0 {
 		return nil
 	}
-	text := aws.String(s.stmts.text(k))
-	req := make([]types.BatchStatementRequest, len(idx))
-	for j, i := range idx {
-		req[j] = types.BatchStatementRequest{Statement: text, Parameters: encs[i].params(k, 0)}
+	size := len(`{"Statements":[]}`) + len(idx)
+	for _, i := range idx {
+		size += s.stmts.batchBodySize(k, encs[i])
 	}
+	body := append(make([]byte, 0, size), `{"Statements":[`...)
+	for j, i := range idx {
+		if j > 0 {
+			body = append(body, ',')
+		}
+		body = s.stmts.appendStatement(body, k, encs[i])
+	}
+	body = append(body, "]}"...)
 	op := "insert"
 	if k != kindInsert {
 		op = "update"
 	}
 	start := time.Now()
-	out, err := s.db.BatchExecuteStatement(ctx, &dynamodb.BatchExecuteStatementInput{Statements: req}, s.noRetry)
+	out, err := s.db.BatchExecuteStatement(ctx, &dynamodb.BatchExecuteStatementInput{}, batchBody(body).options)
 	s.observe(ctx, op, start, err)
-	if err == nil && len(out.Responses) != len(req) {
-		err = fmt.Errorf("batch of %d statements answered with %d responses", len(req), len(out.Responses))
+	if err == nil && len(out.Responses) != len(idx) {
+		err = fmt.Errorf("batch of %d statements answered with %d responses", len(idx), len(out.Responses))
 	}
 	if err != nil {
 		o := classify(err)
@@ -159,7 +163,7 @@ func (s *Store) resolve(ctx context.Context, e *encoded) postflight.WriteResult 
 		start := time.Now()
 		out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
 			TableName:      &s.table,
-			Key:            map[string]types.AttributeValue{keydesign.AttrPK: e.key[0], keydesign.AttrSK: e.key[1]},
+			Key:            map[string]types.AttributeValue{keydesign.AttrPK: str(e.sid), keydesign.AttrSK: str(e.account)},
 			ConsistentRead: aws.Bool(true),
 		}, s.noRetry)
 		s.observe(ctx, "resolve", start, err)
@@ -224,5 +228,5 @@ func (s *Store) aroundPins(e *encoded, item map[string]types.AttributeValue) (*e
 	if priceFixed {
 		m.PriceMicros, m.PriceUnit = stored.PriceMicros, stored.PriceUnit
 	}
-	return encode(&m, e.indexPK, e.expires)
+	return encode(&m, e.indexPK, time.Unix(e.expires, 0)), nil
 }
