@@ -103,9 +103,13 @@ func (st *statements) appendStatement(b []byte, k stmtKind, e *encoded) []byte {
 	return append(b, "]}"...)
 }
 
-// batchBodySize estimates the JSON size of statement k for e.
+// batchBodySize estimates the JSON size of statement k for e: the prefix,
+// the values (e.size, with d in base64), the keys again for an UPDATE's
+// WHERE, and up to 16 bytes of {"N":""}, digits and commas per parameter.
+// Escapes in from and to can exceed it; the buffer then grows.
 func (st *statements) batchBodySize(k stmtKind, e *encoded) int {
-	return len(st.jsonPrefix[k]) + base64.StdEncoding.EncodedLen(len(e.d)) + 2*e.size
+	return len(st.jsonPrefix[k]) + base64.StdEncoding.EncodedLen(len(e.d)) - len(e.d) + e.size +
+		len(e.sid) + len(e.account) + 16*maxParams + 2
 }
 
 // appendJSONString appends s as a JSON string. Like encoding/json it
