@@ -77,7 +77,7 @@ func NewDecoder(src SchemaSource, maxSkew time.Duration, now func() time.Time) *
 	if now == nil {
 		now = time.Now
 	}
-	d := &Decoder{schemas: resolvedSchemas{src: src, ids: map[uint32]avro.Schema{}}, maxSkew: maxSkew, now: now}
+	d := &Decoder{schemas: resolvedSchemas{src: src, ids: map[uint32]resolved{}}, maxSkew: maxSkew, now: now}
 	d.readers.New = func() any { return avro.NewReader(nil, 0, avro.WithReaderConfig(avroAPI)) }
 	return d
 }
@@ -94,24 +94,33 @@ func (d *Decoder) Decode(ctx context.Context, value []byte) (postflight.Event, e
 		return ev, &DecodeError{Stage: "frame", Reason: fmt.Sprintf("value of %d bytes exceeds %d", len(value), MaxValueBytes)}
 	}
 	id := binary.BigEndian.Uint32(value[1:5])
-	schema, err := d.schemas.get(ctx, id)
+	rs, err := d.schemas.get(ctx, id)
 	if err != nil {
 		if errors.Is(err, ErrUnknownSchema) {
 			return ev, &DecodeError{Stage: "schema", Reason: err.Error(), Err: err}
 		}
 		return ev, err
 	}
-	var w wireEvent
-	if err := d.unmarshal(schema, value[5:], &w); err != nil {
+	if err := d.read(rs, value[5:], &ev); err != nil {
+		ev = postflight.Event{}
 		return ev, &DecodeError{Stage: "avro", Reason: fmt.Sprintf("schema id %d: %v", id, err), Err: err}
-	}
-	if err := w.into(&ev); err != nil {
-		return ev, &DecodeError{Stage: "avro", Reason: err.Error(), Err: err}
 	}
 	if err := ev.Validate(d.now(), d.maxSkew); err != nil {
 		return ev, &DecodeError{Stage: "validate", Reason: err.Error(), Err: err}
 	}
 	return ev, nil
+}
+
+// read decodes the Avro value b, written with rs, into ev.
+func (d *Decoder) read(rs resolved, b []byte, ev *postflight.Event) error {
+	if rs.layout != layoutResolved {
+		return readContract(b, rs.layout, ev)
+	}
+	var w wireEvent
+	if err := d.unmarshal(rs.schema, b, &w); err != nil {
+		return err
+	}
+	return w.into(ev)
 }
 
 // unmarshal decodes exactly one value from b. Unlike avro.Unmarshal it

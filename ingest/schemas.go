@@ -91,16 +91,22 @@ var (
 	readerSchema = schemaV2
 )
 
-// resolvedSchemas caches, per schema ID, the writer schema resolved against
-// the reader schema (Avro schema resolution), so decoding an ID costs one
-// map lookup after its first use.
+// resolvedSchemas caches, per schema ID, how its events are read: the
+// writer schema resolved against the reader schema (Avro schema
+// resolution), and whether it is a contract version the fast path reads
+// (fastdecode.go). Decoding an ID costs one map lookup after its first use.
 type resolvedSchemas struct {
 	src SchemaSource
 	mu  sync.RWMutex
-	ids map[uint32]avro.Schema
+	ids map[uint32]resolved
 }
 
-func (r *resolvedSchemas) get(ctx context.Context, id uint32) (avro.Schema, error) {
+type resolved struct {
+	schema avro.Schema
+	layout layout
+}
+
+func (r *resolvedSchemas) get(ctx context.Context, id uint32) (resolved, error) {
 	r.mu.RLock()
 	s, ok := r.ids[id]
 	r.mu.RUnlock()
@@ -109,12 +115,13 @@ func (r *resolvedSchemas) get(ctx context.Context, id uint32) (avro.Schema, erro
 	}
 	w, err := r.src.WriterSchema(ctx, id)
 	if err != nil {
-		return nil, err
+		return resolved{}, err
 	}
-	s, err = avro.NewSchemaCompatibility().Resolve(readerSchema, w)
+	rs, err := avro.NewSchemaCompatibility().Resolve(readerSchema, w)
 	if err != nil {
-		return nil, fmt.Errorf("%w %d: not readable as %s: %v", ErrUnknownSchema, id, readerSchema.(avro.NamedSchema).FullName(), err)
+		return resolved{}, fmt.Errorf("%w %d: not readable as %s: %v", ErrUnknownSchema, id, readerSchema.(avro.NamedSchema).FullName(), err)
 	}
+	s = resolved{schema: rs, layout: layoutOf(w)}
 	r.mu.Lock()
 	r.ids[id] = s
 	r.mu.Unlock()
