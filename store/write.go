@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/postflight/postflight"
+	"github.com/postflight/postflight/internal/reqbody"
 	"github.com/postflight/postflight/keydesign"
 )
 
@@ -108,7 +109,7 @@ func (s *Store) execute(ctx context.Context, idx []int, encs []*encoded, k stmtK
 		op = "update"
 	}
 	start := time.Now()
-	out, err := s.db.BatchExecuteStatement(ctx, &dynamodb.BatchExecuteStatementInput{}, batchBody(body).options)
+	out, err := s.db.BatchExecuteStatement(reqbody.With(ctx, body), &dynamodb.BatchExecuteStatementInput{}, batchBody(body).options)
 	s.observe(ctx, op, start, err)
 	if err == nil && len(out.Responses) != len(idx) {
 		err = fmt.Errorf("batch of %d statements answered with %d responses", len(idx), len(out.Responses))

@@ -17,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/postflight/postflight/internal/reqbody"
 )
 
 // MaxIdleConns is the pool of idle connections kept to DynamoDB: above the
@@ -88,20 +90,23 @@ const maxInMemoryBody = 16 << 20
 // The SDK wraps every body in its own reader, so net/http, not knowing the
 // body is ready, flushes the headers in a write of their own and copies
 // the body through a generic path: two write syscalls and a copy loop per
-// request, ~0.5 µs per ingested record. Copying the body (10–30 KB for a
-// batch) into a bytes.Reader costs less, lets headers and body leave in one
-// write, and gives net/http a GetBody, so it may resend a request whose
-// idle connection turned out to be closed.
+// request. A body in memory lets headers and body leave in one write, and
+// gives net/http a GetBody, so it may resend a request whose idle
+// connection turned out to be closed. The body is the one the request's
+// writer declared (reqbody: the store's batches, no copy) or a copy.
 type inMemoryBody struct{ next aws.HTTPClient }
 
 func (c inMemoryBody) Do(r *http.Request) (*http.Response, error) {
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength > 0 && r.ContentLength <= maxInMemoryBody {
-		b := make([]byte, r.ContentLength)
-		_, err := io.ReadFull(r.Body, b)
-		r.Body.Close()
-		if err != nil {
-			return nil, fmt.Errorf("read request body: %w", err)
+		b, ok := reqbody.From(r.Context())
+		if !ok || int64(len(b)) != r.ContentLength {
+			b = make([]byte, r.ContentLength)
+			if _, err := io.ReadFull(r.Body, b); err != nil {
+				r.Body.Close()
+				return nil, fmt.Errorf("read request body: %w", err)
+			}
 		}
+		r.Body.Close()
 		r.Body = io.NopCloser(bytes.NewReader(b))
 		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 	}

@@ -2,10 +2,14 @@ package awsconf
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/postflight/postflight/internal/reqbody"
 )
 
 type recordingClient struct{ req *http.Request }
@@ -50,5 +54,29 @@ func TestIsLoopback(t *testing.T) {
 		if got := isLoopback(ep); got != want {
 			t.Errorf("isLoopback(%q) = %v", ep, got)
 		}
+	}
+}
+
+type failingReader struct{}
+
+func (failingReader) Read([]byte) (int, error) { return 0, errors.New("read") }
+
+// A body declared through reqbody is sent as it is, not read from the
+// SDK's reader; one of another length is not trusted.
+func TestInMemoryBodyDeclared(t *testing.T) {
+	body := []byte(`{"Statements":[]}`)
+	r, _ := http.NewRequestWithContext(reqbody.With(context.Background(), body), http.MethodPost, "http://127.0.0.1:1/", failingReader{})
+	r.ContentLength = int64(len(body))
+	rec := &recordingClient{}
+	if _, err := (inMemoryBody{rec}).Do(r); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := io.ReadAll(rec.req.Body); !bytes.Equal(got, body) {
+		t.Fatalf("sent %q", got)
+	}
+	r.ContentLength++
+	r.Body = io.NopCloser(failingReader{})
+	if _, err := (inMemoryBody{rec}).Do(r); err == nil {
+		t.Fatal("a declared body of the wrong length was trusted")
 	}
 }
