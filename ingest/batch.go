@@ -17,10 +17,29 @@ const maxBatch = 25
 // it does.
 type item struct {
 	msg     *postflight.Message
-	key     string
+	key     msgKey
 	size    int
 	tickets []ticket
 	added   time.Time
+
+	// Batcher state, under batcher.mu: an item in flight may have the
+	// message's next version waiting in next.
+	inflight bool
+	next     *item
+
+	// Storage for the common case, so that a consumed record costs one
+	// allocation: msg points to m, tickets starts in first.
+	m     postflight.Message
+	first [1]ticket
+}
+
+// newItem returns the pending item of m, consumed as ticket tk.
+func newItem(m *postflight.Message, tk ticket, size int) *item {
+	it := &item{m: *m, size: size, added: time.Now()}
+	it.msg, it.key = &it.m, key(m)
+	it.first[0] = tk
+	it.tickets = it.first[:]
+	return it
 }
 
 // batcher collects pending messages across partitions and hands out batches
@@ -34,20 +53,22 @@ type batcher struct {
 	linger   time.Duration
 	maxBytes int
 
-	mu       sync.Mutex
-	pend     map[string]*item // latest version per message, not yet handed out
-	queue    []*item          // queue[head:] are ready to hand out (not in flight), in arrival order
-	head     int
-	inflight map[string]int64 // message key → sequence in flight
-	bytes    int              // size of everything pending or in flight
-	notify   chan struct{}    // cap 1: something was queued
-	space    chan struct{}    // cap 1: bytes were released
+	mu sync.Mutex
+	// msgs holds, per message, the version in flight (with the next one
+	// waiting in its next field) or else the one pending: one map entry
+	// per message, three map operations per message written.
+	msgs   map[msgKey]*item
+	queue  []*item // queue[head:] are ready to hand out (not in flight), in arrival order
+	head   int
+	bytes  int           // size of everything pending or in flight
+	notify chan struct{} // cap 1: something was queued
+	space  chan struct{} // cap 1: bytes were released
 }
 
 func newBatcher(maxBatch int, linger time.Duration, maxBytes int) *batcher {
 	return &batcher{
 		maxBatch: maxBatch, linger: linger, maxBytes: maxBytes,
-		pend: map[string]*item{}, inflight: map[string]int64{},
+		msgs:   map[msgKey]*item{},
 		notify: make(chan struct{}, 1), space: make(chan struct{}, 1),
 	}
 }
@@ -73,7 +94,11 @@ func (b *batcher) add(ctx context.Context, it *item) error {
 		b.mu.Lock()
 	}
 	defer b.mu.Unlock()
-	if cur, ok := b.pend[it.key]; ok {
+	cur := b.msgs[it.key]
+	if cur != nil && cur.inflight {
+		cur = cur.next
+	}
+	if cur != nil {
 		// Keep the higher sequence; the loser's records finish with it.
 		if it.msg.Sequence > cur.msg.Sequence {
 			cur.msg, b.bytes = it.msg, b.bytes-cur.size+it.size
@@ -82,9 +107,11 @@ func (b *batcher) add(ctx context.Context, it *item) error {
 		cur.tickets = append(cur.tickets, it.tickets...)
 		return nil
 	}
-	b.pend[it.key] = it
 	b.bytes += it.size
-	if _, busy := b.inflight[it.key]; !busy {
+	if fl := b.msgs[it.key]; fl != nil { // in flight: it waits
+		fl.next = it
+	} else {
+		b.msgs[it.key] = it
 		b.queue = append(b.queue, it)
 		signal(b.notify)
 	}
@@ -151,8 +178,7 @@ func (b *batcher) take(n int) []*item {
 		b.queue, b.head = b.queue[:k], 0
 	}
 	for _, it := range out {
-		delete(b.pend, it.key)
-		b.inflight[it.key] = it.msg.Sequence
+		it.inflight = true
 	}
 	return out
 }
@@ -163,19 +189,20 @@ func (b *batcher) take(n int) []*item {
 func (b *batcher) done(it *item, applied bool) (superseded *item) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	seq := b.inflight[it.key]
-	delete(b.inflight, it.key)
 	b.bytes -= it.size
-	if p, ok := b.pend[it.key]; ok {
-		if applied && p.msg.Sequence <= seq {
-			delete(b.pend, it.key)
-			b.bytes -= p.size
-			superseded = p
-		} else {
-			b.queue = append(b.queue, p)
-			signal(b.notify)
-		}
+	switch p := it.next; {
+	case p == nil:
+		delete(b.msgs, it.key)
+	case applied && p.msg.Sequence <= it.msg.Sequence:
+		delete(b.msgs, it.key)
+		b.bytes -= p.size
+		superseded = p
+	default:
+		b.msgs[it.key] = p
+		b.queue = append(b.queue, p)
+		signal(b.notify)
 	}
+	it.next = nil
 	signal(b.space)
 	return superseded
 }

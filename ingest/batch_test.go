@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	mrand "math/rand/v2"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -112,5 +113,77 @@ func TestAIMD(t *testing.T) {
 	}
 	if l, _ := a.current(); l <= 4 || l > 6 {
 		t.Fatalf("limit %v after successes, want additive growth", l)
+	}
+}
+
+// TestBatcherRandomHistories runs random adds, hand-outs and landings
+// against a model: a message is never handed out while in flight, what is
+// handed out is the highest version added since the last landing, every
+// version ends written or superseded, and the byte count returns to zero.
+func TestBatcherRandomHistories(t *testing.T) {
+	for seed := range uint64(200) {
+		r := mrand.New(mrand.NewPCG(seed, 1))
+		b := newBatcher(4, 0, 1<<30)
+		ctx := context.Background()
+		inflight := map[string]*item{}
+		best := map[string]int64{}   // highest sequence added, not yet handed out
+		landed := map[string]int64{} // highest sequence applied
+		var flying []*item
+		added, settled := 0, 0
+		for step := 0; step < 300 || len(flying) > 0 || b.pendingBytes() > 0; step++ {
+			switch op := r.IntN(3); {
+			case op == 0 && step < 300:
+				sid := fmt.Sprint("m", r.IntN(6))
+				seq := int64(r.IntN(20))
+				it := testItem(sid, seq, 1+r.IntN(9))
+				it.tickets = []ticket{{}}
+				if err := b.add(ctx, it); err != nil {
+					t.Fatal(err)
+				}
+				added++
+				if s, ok := best[sid]; !ok || seq > s {
+					best[sid] = seq
+				}
+			case op == 1 && b.pendingBytes() > 0:
+				b.mu.Lock()
+				ready := len(b.queue) - b.head
+				b.mu.Unlock()
+				if ready == 0 {
+					continue
+				}
+				batch, _ := b.next(ctx)
+				for _, it := range batch {
+					if inflight[it.msg.SID] != nil {
+						t.Fatalf("seed %d: %s handed out twice", seed, it.msg.SID)
+					}
+					if it.msg.Sequence != best[it.msg.SID] {
+						t.Fatalf("seed %d: %s@%d handed out, highest pending %d", seed, it.msg.SID, it.msg.Sequence, best[it.msg.SID])
+					}
+					delete(best, it.msg.SID)
+					inflight[it.msg.SID] = it
+					flying = append(flying, it)
+				}
+			case len(flying) > 0:
+				i := r.IntN(len(flying))
+				it := flying[i]
+				flying = append(flying[:i], flying[i+1:]...)
+				delete(inflight, it.msg.SID)
+				applied := r.IntN(4) > 0
+				settled += len(it.tickets)
+				if applied && it.msg.Sequence > landed[it.msg.SID] {
+					landed[it.msg.SID] = it.msg.Sequence
+				}
+				if sup := b.done(it, applied); sup != nil {
+					if sup.msg.Sequence > it.msg.Sequence || !applied {
+						t.Fatalf("seed %d: %s@%d superseded by %d (applied %v)", seed, sup.msg.SID, sup.msg.Sequence, it.msg.Sequence, applied)
+					}
+					settled += len(sup.tickets)
+					delete(best, sup.msg.SID)
+				}
+			}
+		}
+		if settled != added {
+			t.Fatalf("seed %d: %d records added, %d settled", seed, added, settled)
+		}
 	}
 }

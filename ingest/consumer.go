@@ -145,8 +145,7 @@ func (s *Service) consume(ctx context.Context, tr *tracker, rec *sarama.Consumer
 	}
 	s.m.records.Add(ctx, 1, s.m.final)
 	m := ev.Message()
-	it := &item{msg: &m, key: key(&m), size: approxSize(rec), tickets: []ticket{tk}, added: time.Now()}
-	if err := s.batcher.add(ctx, it); err != nil {
+	if err := s.batcher.add(ctx, newItem(&m, tk, approxSize(rec))); err != nil {
 		return abandon()
 	}
 	return nil

@@ -22,5 +22,7 @@ func decide(ev *postflight.Event) decision {
 	return skipNonFinal
 }
 
-// key identifies a message across accounts.
-func key(m *postflight.Message) string { return m.AccountSID + m.SID }
+// msgKey identifies a message across accounts.
+type msgKey struct{ account, sid string }
+
+func key(m *postflight.Message) msgKey { return msgKey{m.AccountSID, m.SID} }
