@@ -102,11 +102,13 @@ func startPeer(tb testing.TB) *peer {
 
 // countingWriter counts messages that reached a final outcome.
 type countingWriter struct {
-	w    ingest.Writer
-	done atomic.Int64
+	w       ingest.Writer
+	done    atomic.Int64
+	batches atomic.Int64
 }
 
 func (c *countingWriter) WriteBatch(ctx context.Context, msgs []*postflight.Message, res []postflight.WriteResult) {
+	c.batches.Add(1)
 	c.w.WriteBatch(ctx, msgs, res)
 	for _, r := range res[:len(msgs)] {
 		if r.Outcome.Done() {
@@ -188,6 +190,7 @@ func benchIngest(b *testing.B, target string) {
 	}
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "records/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/record")
+	b.ReportMetric(float64(n)/float64(cw.batches.Load()), "records/batch")
 }
 
 // produceFinal produces n final events of distinct messages over 100
