@@ -1,19 +1,11 @@
 package store
 
 import (
-	"bytes"
-	"context"
 	"encoding/base64"
-	"fmt"
-	"net/http"
 	"strconv"
 	"unicode/utf8"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/smithy-go/middleware"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // Request bodies written by the store
@@ -23,11 +15,9 @@ import (
 // schema-driven serializer. On the ingest path that cost ~1.5 µs per record
 // (a sixth of the pipeline's budget) to produce a few hundred bytes of JSON
 // whose shape never changes. So execute writes the request body straight
-// from encoded values (appendStatement) and hands it to the SDK in place of
-// its serializer (batchBody); everything else, from endpoint resolution and
-// signing to error and response decoding, stays the SDK's.
-// TestBatchBodyMatchesSDK checks that both serialize a batch alike, and
-// every store test on DynamoDB Local writes through this path.
+// from encoded values (appendStatement) and sends it (sender.go).
+// TestBatchBodyMatchesSDK checks that the SDK would serialize the same
+// batch alike, and every store test on DynamoDB Local writes through here.
 
 // pval is a statement parameter: S, N or B.
 type pval struct {
@@ -154,52 +144,4 @@ func appendJSONString(b []byte, s string) []byte {
 		i += size
 	}
 	return append(append(b, s[start:]...), '"')
-}
-
-// batchBody stands in for the SDK's request serializer in one
-// BatchExecuteStatement call, whose body the store wrote (appendStatement).
-type batchBody []byte
-
-// ID is the serializer's, which Swap replaces.
-func (batchBody) ID() string { return "OperationSerializer" }
-
-// HandleSerialize sets what the SDK's awsJson 1.0 serializer would: method,
-// path, target, content type and body.
-func (b batchBody) HandleSerialize(ctx context.Context, in middleware.SerializeInput, next middleware.SerializeHandler) (
-	middleware.SerializeOutput, middleware.Metadata, error,
-) {
-	req, ok := in.Request.(*smithyhttp.Request)
-	if !ok {
-		return middleware.SerializeOutput{}, middleware.Metadata{}, fmt.Errorf("store: unexpected transport request %T", in.Request)
-	}
-	req.Method = http.MethodPost
-	if req.URL.Path == "" {
-		req.URL.Path = "/"
-	}
-	req.Header.Set("X-Amz-Target", "DynamoDB_20120810.BatchExecuteStatement")
-	req.Header.Set("Content-Type", "application/x-amz-json-1.0")
-	sreq, err := req.SetStream(bytes.NewReader(b))
-	if err != nil {
-		return middleware.SerializeOutput{}, middleware.Metadata{}, fmt.Errorf("store: set request body: %w", err)
-	}
-	*req = *sreq
-	return next.HandleSerialize(ctx, in)
-}
-
-// options are the per-call options of the call that sends b: the SDK
-// does not retry (see Store.noRetry), does not validate the input (it is
-// empty: the statements are in b) and sends b.
-func (b batchBody) options(o *dynamodb.Options) {
-	o.Retryer = aws.NopRetryer{}
-	o.APIOptions = append(o.APIOptions, b.install)
-}
-
-func (b batchBody) install(st *middleware.Stack) error {
-	if _, err := st.Initialize.Remove("OperationInputValidation"); err != nil {
-		return fmt.Errorf("store: SDK stack changed: %w", err)
-	}
-	if _, err := st.Serialize.Swap("OperationSerializer", b); err != nil {
-		return fmt.Errorf("store: SDK stack changed: %w", err)
-	}
-	return nil
 }

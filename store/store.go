@@ -140,6 +140,7 @@ type Store struct {
 	stmts   statements
 	table   string
 	noRetry func(*dynamodb.Options)
+	batch   *batchSender
 	restamp restamper
 }
 
@@ -155,7 +156,7 @@ func New(db *dynamodb.Client, cfg Config, log *slog.Logger, mp metric.MeterProvi
 	if mp == nil {
 		mp = noop.NewMeterProvider()
 	}
-	s := &Store{db: db, cfg: cfg, log: log, table: cfg.Table}
+	s := &Store{db: db, cfg: cfg, log: log, table: cfg.Table, batch: newBatchSender(db)}
 	meter := mp.Meter("github.com/postflight/postflight/store")
 	var err error
 	if s.m, err = newMetrics(meter); err != nil {

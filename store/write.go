@@ -13,7 +13,6 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/postflight/postflight"
-	"github.com/postflight/postflight/internal/reqbody"
 	"github.com/postflight/postflight/keydesign"
 )
 
@@ -109,10 +108,10 @@ func (s *Store) execute(ctx context.Context, idx []int, encs []*encoded, k stmtK
 		op = "update"
 	}
 	start := time.Now()
-	out, err := s.db.BatchExecuteStatement(reqbody.With(ctx, body), &dynamodb.BatchExecuteStatementInput{}, batchBody(body).options)
+	results, err := s.batch.send(ctx, body)
 	s.observe(ctx, op, start, err)
-	if err == nil && len(out.Responses) != len(idx) {
-		err = fmt.Errorf("batch of %d statements answered with %d responses", len(idx), len(out.Responses))
+	if err == nil && len(results) != len(idx) {
+		err = fmt.Errorf("batch of %d statements answered with %d responses", len(idx), len(results))
 	}
 	if err != nil {
 		o := classify(err)
@@ -123,14 +122,14 @@ func (s *Store) execute(ctx context.Context, idx []int, encs []*encoded, k stmtK
 	}
 	var later []int
 	for j, i := range idx {
-		e := out.Responses[j].Error
+		e := results[j].Error
 		switch {
 		case e == nil:
 			res[i] = postflight.WriteResult{Outcome: postflight.Applied}
-		case e.Code == next:
+		case types.BatchStatementErrorCodeEnum(e.Code) == next:
 			later = append(later, i)
 		default:
-			res[i] = postflight.WriteResult{Outcome: statementOutcome(e.Code), Err: &StatementError{Code: string(e.Code), Message: aws.ToString(e.Message)}}
+			res[i] = postflight.WriteResult{Outcome: statementOutcome(types.BatchStatementErrorCodeEnum(e.Code)), Err: &StatementError{Code: e.Code, Message: e.Message}}
 		}
 	}
 	return later

@@ -17,8 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-
-	"github.com/postflight/postflight/internal/reqbody"
 )
 
 // MaxIdleConns is the pool of idle connections kept to DynamoDB: above the
@@ -90,23 +88,20 @@ const maxInMemoryBody = 16 << 20
 // The SDK wraps every body in its own reader, so net/http, not knowing the
 // body is ready, flushes the headers in a write of their own and copies
 // the body through a generic path: two write syscalls and a copy loop per
-// request. A body in memory lets headers and body leave in one write, and
-// gives net/http a GetBody, so it may resend a request whose idle
-// connection turned out to be closed. The body is the one the request's
-// writer declared (reqbody: the store's batches, no copy) or a copy.
+// request. Copying the body into a bytes.Reader lets headers and body
+// leave in one write, and gives net/http a GetBody, so it may resend a
+// request whose idle connection turned out to be closed. Requests that
+// already have a GetBody (the store's batch writes) go as they are.
 type inMemoryBody struct{ next aws.HTTPClient }
 
 func (c inMemoryBody) Do(r *http.Request) (*http.Response, error) {
-	if r.Body != nil && r.Body != http.NoBody && r.ContentLength > 0 && r.ContentLength <= maxInMemoryBody {
-		b, ok := reqbody.From(r.Context())
-		if !ok || int64(len(b)) != r.ContentLength {
-			b = make([]byte, r.ContentLength)
-			if _, err := io.ReadFull(r.Body, b); err != nil {
-				r.Body.Close()
-				return nil, fmt.Errorf("read request body: %w", err)
-			}
-		}
+	if r.GetBody == nil && r.Body != nil && r.Body != http.NoBody && r.ContentLength > 0 && r.ContentLength <= maxInMemoryBody {
+		b := make([]byte, r.ContentLength)
+		_, err := io.ReadFull(r.Body, b)
 		r.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read request body: %w", err)
+		}
 		r.Body = io.NopCloser(bytes.NewReader(b))
 		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 	}
