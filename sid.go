@@ -15,11 +15,20 @@ func validSID(s, p1, p2 string) bool {
 	if len(s) != SIDLen || (s[:2] != p1 && s[:2] != p2) {
 		return false
 	}
+	var bad byte
 	for i := 2; i < SIDLen; i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
+		bad |= notLowerHex[s[i]] // no early exit: one branch, not 32
 	}
-	return true
+	return bad == 0
 }
+
+// notLowerHex is 1 for every byte but 0-9 and a-f.
+var notLowerHex = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 1
+	}
+	for _, c := range "0123456789abcdef" {
+		t[c] = 0
+	}
+	return t
+}()

@@ -3,6 +3,7 @@ package keydesign
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -51,20 +52,24 @@ const (
 
 // IndexPK returns the index partition key of an account's shard.
 func IndexPK(accountSID string, shard int) string {
-	b := make([]byte, 0, len(accountSID)+4)
-	b = append(b, accountSID...)
-	b = append(b, '#')
-	b = strconv.AppendInt(b, int64(shard), 10)
-	return string(b)
+	var b strings.Builder // one allocation: the string itself
+	b.Grow(len(accountSID) + 4)
+	b.WriteString(accountSID)
+	b.WriteByte('#')
+	var d [20]byte
+	b.Write(strconv.AppendInt(d[:0], int64(shard), 10))
+	return b.String()
 }
 
 // IndexSK returns the index sort key of a message: its date_created in
 // milliseconds, zero-padded to 13 digits, followed by its SID.
 func IndexSK(created time.Time, messageSID string) string {
-	b := make([]byte, 0, msDigits+len(messageSID))
-	b = appendMillis(b, created.UnixMilli())
-	b = append(b, messageSID...)
-	return string(b)
+	var b strings.Builder // one allocation: the string itself
+	b.Grow(msDigits + len(messageSID))
+	var d [msDigits]byte
+	b.Write(appendMillis(d[:0], created.UnixMilli()))
+	b.WriteString(messageSID)
+	return b.String()
 }
 
 // IndexSKBound returns the sort-key prefix of a time: every key of a message
