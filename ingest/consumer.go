@@ -139,11 +139,11 @@ func (s *Service) consume(ctx context.Context, tr *tracker, rec *sarama.Consumer
 		}
 	}
 	if decide(&ev) == skipNonFinal {
-		s.m.records.Add(ctx, 1, s.m.nonFinal)
+		s.m.records.Add(ctx, 1, s.m.nonFinal...)
 		tk.finish()
 		return nil
 	}
-	s.m.records.Add(ctx, 1, s.m.final)
+	s.m.records.Add(ctx, 1, s.m.final...)
 	m := ev.Message()
 	if err := s.batcher.add(ctx, newItem(&m, tk, approxSize(rec))); err != nil {
 		return abandon()

@@ -10,11 +10,13 @@ import (
 )
 
 type metrics struct {
-	// Attribute sets are built once: building them per record would allocate.
-	final, nonFinal metric.AddOption
-	byOutcome       [postflight.Unavailable + 1]metric.AddOption
-	retryBy         [postflight.Unavailable + 1]metric.AddOption
-	retryOpen       metric.AddOption
+	// Options are built once, as slices passed on with "...": building
+	// them per record would allocate, and so would the variadic slice of a
+	// single option passed to an interface method.
+	final, nonFinal []metric.AddOption
+	byOutcome       [postflight.Unavailable + 1][]metric.AddOption
+	retryBy         [postflight.Unavailable + 1][]metric.AddOption
+	retryOpen       []metric.AddOption
 
 	records     metric.Int64Counter // by result: final, non_final, dead_letter
 	outcomes    metric.Int64Counter // records settled, by write outcome
@@ -25,8 +27,8 @@ type metrics struct {
 func newMetrics(m metric.Meter, s *Service) (metrics, error) {
 	var x metrics
 	var err error
-	set := func(kv ...attribute.KeyValue) metric.AddOption {
-		return metric.WithAttributeSet(attribute.NewSet(kv...))
+	set := func(kv ...attribute.KeyValue) []metric.AddOption {
+		return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(kv...))}
 	}
 	x.final, x.nonFinal = set(attribute.String("result", "final")), set(attribute.String("result", "non_final"))
 	for o := range x.byOutcome {

@@ -77,7 +77,7 @@ func (s *Service) writeBatch(ctx context.Context, batch []*item) {
 		endSpans()
 		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 			s.limit.release(false, time.Now())
-			s.m.retries.Add(ctx, int64(len(batch)), s.m.retryOpen)
+			s.m.retries.Add(ctx, int64(len(batch)), s.m.retryOpen...)
 			continue // nothing was sent
 		}
 		throttled := false
@@ -91,7 +91,7 @@ func (s *Service) writeBatch(ctx context.Context, batch []*item) {
 				if r.Outcome == postflight.Throttled {
 					throttled = true
 				}
-				s.m.retries.Add(ctx, 1, s.m.retryBy[r.Outcome])
+				s.m.retries.Add(ctx, 1, s.m.retryBy[r.Outcome]...)
 				keep = append(keep, it)
 			}
 		}
@@ -107,7 +107,7 @@ func (s *Service) writeBatch(ctx context.Context, batch []*item) {
 // topic first; its records (and those of a pending version it made
 // redundant) are then done.
 func (s *Service) finish(ctx context.Context, it *item, r postflight.WriteResult) {
-	s.m.outcomes.Add(ctx, int64(len(it.tickets)), s.m.byOutcome[r.Outcome])
+	s.m.outcomes.Add(ctx, int64(len(it.tickets)), s.m.byOutcome[r.Outcome]...)
 	if r.Outcome == postflight.Rejected {
 		reason := "dynamodb rejected the item: " + errString(r.Err)
 		for _, tk := range it.tickets {
@@ -121,7 +121,7 @@ func (s *Service) finish(ctx context.Context, it *item, r postflight.WriteResult
 		}
 	}
 	if sup := s.batcher.done(it, r.Outcome == postflight.Applied); sup != nil {
-		s.m.outcomes.Add(ctx, int64(len(sup.tickets)), s.m.byOutcome[postflight.Superseded])
+		s.m.outcomes.Add(ctx, int64(len(sup.tickets)), s.m.byOutcome[postflight.Superseded]...)
 		for _, tk := range sup.tickets {
 			tk.finish()
 		}

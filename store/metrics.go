@@ -8,7 +8,8 @@ import (
 )
 
 type metrics struct {
-	outcomeAttrs [postflight.Unavailable + 1]metric.AddOption // precomputed: no allocation per write
+	// Precomputed, and passed on with "...": no allocation per write.
+	outcomeAttrs [postflight.Unavailable + 1][]metric.AddOption
 
 	writes    metric.Int64Counter     // by outcome
 	requests  metric.Int64Counter     // by operation and result
@@ -20,7 +21,7 @@ func newMetrics(m metric.Meter) (metrics, error) {
 	var x metrics
 	var err error
 	for o := range x.outcomeAttrs {
-		x.outcomeAttrs[o] = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", postflight.WriteOutcome(o).String())))
+		x.outcomeAttrs[o] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", postflight.WriteOutcome(o).String())))}
 	}
 	if x.writes, err = m.Int64Counter("postflight.store.writes", metric.WithDescription("Messages handed to the store, by outcome.")); err != nil {
 		return x, err

@@ -62,7 +62,7 @@ func (s *Store) WriteBatch(ctx context.Context, msgs []*postflight.Message, res 
 		res[i] = s.resolve(ctx, encs[i])
 	}
 	for i := range msgs {
-		s.m.writes.Add(ctx, 1, s.m.outcomeAttrs[res[i].Outcome])
+		s.m.writes.Add(ctx, 1, s.m.outcomeAttrs[res[i].Outcome]...)
 	}
 }
 
