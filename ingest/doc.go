@@ -6,6 +6,7 @@
 //
 //	consumer.go  sarama consumer group; one goroutine per claimed partition
 //	decode.go    Confluent framing + Avro → validated postflight.Event, or a DLQ reason
+//	             (fastdecode.go reads the contract versions without reflection)
 //	decide.go    drop non-final events; keep the highest sequence per message
 //	batch.go     pending messages → batches of ≤ 25, never two in flight for one message
 //	write.go     writers: Writer.WriteBatch with retries, AIMD concurrency, circuit breaker
