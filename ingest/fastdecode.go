@@ -140,26 +140,22 @@ func (r *wireReader) present(field string) bool {
 	}
 }
 
-func (r *wireReader) optStr(field string) *string {
-	if !r.present(field) {
-		return nil
-	}
-	s := r.str(field)
-	if r.err != nil {
-		return nil
-	}
-	return &s
+// optionals holds an event's optional values, so that however many are
+// present they cost one allocation, made at the first.
+type optionals struct {
+	body, priceUnit, serviceSID, contentSID string
+	price                                   int64
+	errorCode                               int32
+	sentTime                                time.Time
 }
 
-func (r *wireReader) optLong(field string) *int64 {
+// optStr reads a ["null", "string"] union.
+func (r *wireReader) optStr(field string) (string, bool) {
 	if !r.present(field) {
-		return nil
+		return "", false
 	}
-	n := r.long()
-	if r.err != nil {
-		return nil
-	}
-	return &n
+	s := r.str(field)
+	return s, r.err == nil
 }
 
 func (r *wireReader) enum(field string, symbols int) uint8 {
@@ -179,6 +175,7 @@ func millis(ms int64) time.Time {
 // readContract decodes one event written with contract layout l from v.
 func readContract(v []byte, l layout, ev *postflight.Event) error {
 	r := wireReader{s: string(v)} // one copy; every string field is a slice of it
+	var o *optionals
 	ev.EventID = r.str("event_id")
 	ev.AccountSID = r.str("account_sid")
 	ev.MessageSID = r.str("message_sid")
@@ -188,25 +185,45 @@ func readContract(v []byte, l layout, ev *postflight.Event) error {
 	ev.Direction = postflight.Direction(r.enum("direction", len(directionBySymbol)))
 	ev.From = r.str("from")
 	ev.To = r.str("to")
-	ev.Body = r.optStr("body")
+	if v, ok := r.optStr("body"); ok {
+		o = orNew(o)
+		o.body, ev.Body = v, &o.body
+	}
 	ev.NumSegments = r.int()
 	ev.NumMedia = r.int()
-	ev.PriceMicros = r.optLong("price_micros")
-	ev.PriceUnit = r.optStr("price_unit")
-	if r.present("error_code") {
-		if code := r.int(); r.err == nil {
-			ev.ErrorCode = &code
+	if r.present("price_micros") {
+		if n := r.long(); r.err == nil {
+			o = orNew(o)
+			o.price, ev.PriceMicros = n, &o.price
 		}
 	}
-	ev.MessagingServiceSID = r.optStr("messaging_service_sid")
+	if v, ok := r.optStr("price_unit"); ok {
+		o = orNew(o)
+		o.priceUnit, ev.PriceUnit = v, &o.priceUnit
+	}
+	if r.present("error_code") {
+		if code := r.int(); r.err == nil {
+			o = orNew(o)
+			o.errorCode, ev.ErrorCode = code, &o.errorCode
+		}
+	}
+	if v, ok := r.optStr("messaging_service_sid"); ok {
+		o = orNew(o)
+		o.serviceSID, ev.MessagingServiceSID = v, &o.serviceSID
+	}
 	ev.DateCreated = millis(r.long())
-	if ms := r.optLong("date_sent"); ms != nil {
-		t := millis(*ms)
-		ev.DateSent = &t
+	if r.present("date_sent") {
+		if ms := r.long(); r.err == nil {
+			o = orNew(o)
+			o.sentTime, ev.DateSent = millis(ms), &o.sentTime
+		}
 	}
 	ev.EventTime = millis(r.long())
 	if l == layoutV2 {
-		ev.ContentSID = r.optStr("content_sid")
+		if v, ok := r.optStr("content_sid"); ok {
+			o = orNew(o)
+			o.contentSID, ev.ContentSID = v, &o.contentSID
+		}
 		r.tags(ev)
 	}
 	switch {
@@ -216,6 +233,13 @@ func readContract(v []byte, l layout, ev *postflight.Event) error {
 		return errors.New("trailing bytes after the record")
 	}
 	return nil
+}
+
+func orNew(o *optionals) *optionals {
+	if o == nil {
+		return new(optionals)
+	}
+	return o
 }
 
 // tags reads the tags map: blocks of entries (a negative count is followed

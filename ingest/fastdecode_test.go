@@ -83,3 +83,22 @@ func readerWithExtraField(t *testing.T) avro.Schema {
 	b, _ := json.Marshal(s)
 	return avro.MustParse(string(b))
 }
+
+// A full event costs three allocations whatever it carries: the copy of
+// the value its strings point into, one block of optional values, the
+// tags map.
+func TestContractDecodeAllocations(t *testing.T) {
+	ev := sampleEvent()
+	b, err := Encode(SchemaIDv2, &ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got postflight.Event
+	if n := testing.AllocsPerRun(100, func() { _ = readContract(b[5:], layoutV2, &got) }); n > 3 {
+		t.Errorf("%v allocations per event, want at most 3", n)
+	}
+	if got.Body == nil || *got.Body != *ev.Body || *got.PriceMicros != *ev.PriceMicros || *got.ContentSID != *ev.ContentSID ||
+		!got.DateSent.Equal(*ev.DateSent) || *got.PriceUnit != *ev.PriceUnit {
+		t.Fatalf("decoded %+v", got)
+	}
+}
