@@ -276,7 +276,14 @@ func numSize(n int64) int {
 // encode turns m into statement values. indexPK is the index partition key
 // chosen from the account's shard schedule; expires is the TTL.
 func encode(m *postflight.Message, indexPK string, expires time.Time) *encoded {
-	e := &encoded{
+	e := new(encoded)
+	e.set(m, indexPK, expires)
+	return e
+}
+
+// set is encode into e (WriteBatch encodes a batch into one array).
+func (e *encoded) set(m *postflight.Message, indexPK string, expires time.Time) {
+	*e = encoded{
 		sid: m.SID, account: m.AccountSID,
 		indexPK: indexPK, indexSK: keydesign.IndexSK(m.DateCreated, m.SID),
 		seq: m.Sequence, status: int64(m.Status), from: m.From, to: m.To,
@@ -289,7 +296,6 @@ func encode(m *postflight.Message, indexPK string, expires time.Time) *encoded {
 		len(aSeq) + numSize(e.seq) + len(aStatus) + numSize(e.status) +
 		len(aFrom) + len(e.from) + len(aTo) + len(e.to) +
 		len(aTTL) + numSize(e.expires) + len(aData) + len(e.d) + len(aRev) + 2
-	return e
 }
 
 // decodeItem turns a stored item into a Message. ok is false for a tombstone

@@ -45,15 +45,16 @@ func (s *Store) WriteBatch(ctx context.Context, msgs []*postflight.Message, res 
 		panic(fmt.Sprintf("store: WriteBatch of %d messages, %d results", len(msgs), len(res)))
 	}
 	now := s.cfg.Now()
+	var todoBuf [MaxBatch]int
+	arena := make([]encoded, len(msgs)) // one allocation for the batch
 	encs := make([]*encoded, len(msgs))
-	todo := make([]int, 0, len(msgs))
+	todo := todoBuf[:0]
 	for i, m := range msgs {
-		e, outcome, err := s.prepare(m, now)
-		if e == nil {
-			res[i] = postflight.WriteResult{Outcome: outcome, Err: err}
+		if r, ok := s.prepare(m, now, &arena[i]); !ok {
+			res[i] = r
 			continue
 		}
-		encs[i] = e
+		encs[i] = &arena[i]
 		todo = append(todo, i)
 	}
 	exists := s.execute(ctx, todo, encs, kindInsert, res, types.BatchStatementErrorCodeEnumDuplicateItem)
@@ -66,20 +67,22 @@ func (s *Store) WriteBatch(ctx context.Context, msgs []*postflight.Message, res 
 	}
 }
 
-// prepare encodes a message, or says why it is not written.
-func (s *Store) prepare(m *postflight.Message, now time.Time) (*encoded, postflight.WriteOutcome, error) {
+// prepare encodes a message into e, or returns false and the outcome that
+// says why it is not written.
+func (s *Store) prepare(m *postflight.Message, now time.Time, e *encoded) (postflight.WriteResult, bool) {
 	acc := s.Account(m.AccountSID)
 	expires := m.DateCreated.Add(days(acc.RetentionDays))
 	if !expires.After(now) {
-		return nil, postflight.Expired, nil
+		return postflight.WriteResult{Outcome: postflight.Expired}, false
 	}
 	n := acc.Schedule.At(m.DateCreated)
-	e := encode(m, keydesign.IndexPK(m.AccountSID, keydesign.Shard(m.SID, n)), expires)
+	e.set(m, keydesign.IndexPK(m.AccountSID, keydesign.Shard(m.SID, n)), expires)
 	if e.size > MaxItemBytes {
-		return nil, postflight.Rejected, fmt.Errorf("item of about %d bytes exceeds DynamoDB's %d", e.size, MaxItemBytes)
+		err := fmt.Errorf("item of about %d bytes exceeds DynamoDB's %d", e.size, MaxItemBytes)
+		return postflight.WriteResult{Outcome: postflight.Rejected, Err: err}, false
 	}
 	s.hot.observe(m.AccountSID, keydesign.WriteUnits(e.size), now)
-	return e, 0, nil
+	return postflight.WriteResult{}, true
 }
 
 func days(n int) time.Duration { return time.Duration(n) * 24 * time.Hour }
