@@ -20,6 +20,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go"
+	smithyauth "github.com/aws/smithy-go/auth"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
@@ -56,7 +57,11 @@ type batchSender struct {
 	disableHTTPS bool
 
 	mu        sync.Mutex
-	endpoints map[string]string // account ID ("" if none) → endpoint URL
+	endpoints map[string]resolvedEndpoint // by account ID ("" if none)
+}
+
+type resolvedEndpoint struct {
+	url, signingRegion string
 }
 
 func newBatchSender(db *dynamodb.Client) *batchSender {
@@ -76,17 +81,19 @@ func newBatchSender(db *dynamodb.Client) *batchSender {
 		},
 		accountMode:  o.AccountIDEndpointMode,
 		disableHTTPS: o.EndpointOptions.DisableHTTPS,
-		endpoints:    map[string]string{},
+		endpoints:    map[string]resolvedEndpoint{},
 	}
 }
 
-// endpoint returns the URL requests for credentials of account go to.
-func (b *batchSender) endpoint(ctx context.Context, account string) (string, error) {
+// endpoint returns where requests signed for account go, and the region
+// they are signed for (the endpoint's SigV4 option may name another, as the
+// rules do for the "local" region).
+func (b *batchSender) endpoint(ctx context.Context, account string) (resolvedEndpoint, error) {
 	b.mu.Lock()
-	u, ok := b.endpoints[account]
+	re, ok := b.endpoints[account]
 	b.mu.Unlock()
 	if ok {
-		return u, nil
+		return re, nil
 	}
 	p := b.params
 	p.AccountIdEndpointMode = aws.String(string(b.accountMode))
@@ -95,7 +102,7 @@ func (b *batchSender) endpoint(ctx context.Context, account string) (string, err
 	}
 	ep, err := b.resolver.ResolveEndpoint(ctx, p)
 	if err != nil {
-		return "", fmt.Errorf("resolve endpoint: %w", err)
+		return resolvedEndpoint{}, fmt.Errorf("resolve endpoint: %w", err)
 	}
 	if b.disableHTTPS {
 		ep.URI.Scheme = "http"
@@ -103,11 +110,20 @@ func (b *batchSender) endpoint(ctx context.Context, account string) (string, err
 	if ep.URI.Path == "" {
 		ep.URI.Path = "/"
 	}
-	u = ep.URI.String()
+	re = resolvedEndpoint{url: ep.URI.String(), signingRegion: b.region}
+	opts, _ := smithyauth.GetAuthOptions(&ep.Properties)
+	for _, opt := range opts {
+		if opt.SchemeID != "sigv4" && opt.SchemeID != smithyauth.SchemeIDSigV4 {
+			continue
+		}
+		if r, ok := smithyhttp.GetSigV4SigningRegion(&opt.SignerProperties); ok {
+			re.signingRegion = r
+		}
+	}
 	b.mu.Lock()
-	b.endpoints[account] = u
+	b.endpoints[account] = re
 	b.mu.Unlock()
-	return u, nil
+	return re, nil
 }
 
 // statementResult is one entry of a BatchExecuteStatement response.
@@ -133,11 +149,11 @@ func (b *batchSender) do(ctx context.Context, body []byte) ([]statementResult, e
 	if err != nil {
 		return nil, fmt.Errorf("retrieve credentials: %w", err)
 	}
-	u, err := b.endpoint(ctx, creds.AccountID)
+	ep, err := b.endpoint(ctx, creds.AccountID)
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.url, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("build request: %w", err)
 	}
@@ -146,7 +162,7 @@ func (b *batchSender) do(ctx context.Context, body []byte) ([]statementResult, e
 	req.Header.Set("Accept-Encoding", "identity") // the CRC32 covers the bytes as sent
 	req.Header.Set("User-Agent", userAgent)
 	sum := sha256.Sum256(body)
-	if err := b.signer.SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "dynamodb", b.region, b.now()); err != nil {
+	if err := b.signer.SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "dynamodb", ep.signingRegion, b.now()); err != nil {
 		return nil, fmt.Errorf("sign request: %w", err)
 	}
 	resp, err := b.hc.Do(req)

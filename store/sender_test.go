@@ -44,7 +44,7 @@ func (s *stubHTTP) Do(r *http.Request) (*http.Response, error) {
 		ContentLength: int64(len(s.answer)), Request: r}, nil
 }
 
-func stubClient(hc aws.HTTPClient, endpoint string, creds aws.Credentials) *dynamodb.Client {
+func stubClient(hc aws.HTTPClient, endpoint string, creds aws.Credentials, region ...string) *dynamodb.Client {
 	o := dynamodb.Options{
 		Region:      "eu-west-1",
 		Credentials: aws.NewCredentialsCache(credentials.StaticCredentialsProvider{Value: creds}),
@@ -52,6 +52,9 @@ func stubClient(hc aws.HTTPClient, endpoint string, creds aws.Credentials) *dyna
 	}
 	if endpoint != "" {
 		o.BaseEndpoint = aws.String(endpoint)
+	}
+	if len(region) > 0 {
+		o.Region = region[0]
 	}
 	return dynamodb.New(o)
 }
@@ -68,8 +71,10 @@ func resign(t *testing.T, r *http.Request, body []byte, creds aws.Credentials, d
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The signing region is the SDK's: Credential=AKID/date/region/service/aws4_request.
+	scope := strings.Split(strings.SplitN(strings.SplitN(r.Header.Get("Authorization"), "Credential=", 2)[1], ",", 2)[0], "/")
 	sum := sha256.Sum256(body)
-	if err := v4.NewSigner().SignHTTP(context.Background(), creds, c, hex.EncodeToString(sum[:]), "dynamodb", "eu-west-1", at); err != nil {
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, c, hex.EncodeToString(sum[:]), "dynamodb", scope[2], at); err != nil {
 		t.Fatal(err)
 	}
 	return c.Header.Get("Authorization")
@@ -91,10 +96,15 @@ func TestSenderSignsLikeSDK(t *testing.T) {
 		{"aws endpoint", "", aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "secret"}},
 		{"account endpoint, session token", "", aws.Credentials{AccessKeyID: "ASIA", SecretAccessKey: "s", SessionToken: "tok", AccountID: "123456789012"}},
 		{"base endpoint", "http://127.0.0.1:8000", aws.Credentials{AccessKeyID: "local", SecretAccessKey: "local"}},
+		{"region local", "", aws.Credentials{AccessKeyID: "local", SecretAccessKey: "local"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			hc := &stubHTTP{status: 200, answer: answer}
-			db := stubClient(hc, tc.endpoint, tc.creds)
+			region := "eu-west-1"
+			if tc.name == "region local" { // the rules send it to localhost:8000, signed for us-east-1
+				region = "local"
+			}
+			db := stubClient(hc, tc.endpoint, tc.creds, region)
 			text := `INSERT INTO "t" VALUE {'p':?}`
 			sdkOut, err := db.BatchExecuteStatement(context.Background(), &dynamodb.BatchExecuteStatementInput{Statements: []types.BatchStatementRequest{
 				{Statement: aws.String(text), Parameters: []types.AttributeValue{str("a")}},
