@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/cenkalti/backoff/v5"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/time/rate"
@@ -39,6 +40,16 @@ import (
 // read, so a superseded job or a lost lease is noticed at the next page, and
 // a restarted process resumes from the last checkpoint: at once after a
 // graceful stop (which releases the lease), after Lease after a crash.
+//
+// Lease. The owner renews its lease by time, whenever a third of it has
+// passed, also while it waits for the rate limiter in the middle of a page,
+// so a low Rate never lets the lease lapse under a live owner. On a stop the
+// lease is released (release): if the release's condition fails because the
+// answer to an earlier checkpoint was lost (the write landed, the caller saw
+// an error or its context end), the stored job is read again and released if
+// this process still owns it; transient failures are retried with backoff
+// until ReleaseTimeout. A release that still fails is logged: the next owner
+// then waits out the lease.
 //
 // Order. A job starts Delay after the change, once every process's ingest
 // has reloaded the new policy (every ConfigRefresh), so that no event stamped
@@ -84,6 +95,9 @@ type RestampConfig struct {
 	// Lease is how long a job stays owned by a process that stopped
 	// checkpointing (crashed) before another may take it over.
 	Lease time.Duration // default 1m
+	// ReleaseTimeout bounds releasing the lease when the job stops, retries
+	// included; a stop takes at most this long more.
+	ReleaseTimeout time.Duration // default 5s
 }
 
 func (c *RestampConfig) setDefaults(configRefresh time.Duration) {
@@ -102,14 +116,17 @@ func (c *RestampConfig) setDefaults(configRefresh time.Duration) {
 	if c.Lease == 0 {
 		c.Lease = time.Minute
 	}
+	if c.ReleaseTimeout == 0 {
+		c.ReleaseTimeout = 5 * time.Second
+	}
 }
 
 func (c *RestampConfig) validate() error {
 	switch {
 	case c.Page < 1 || c.Page > 1000:
 		return fmt.Errorf("store: restamp page %d out of range [1,1000]", c.Page)
-	case c.Delay < 0 || c.Poll < 0 || c.Lease < time.Second:
-		return errors.New("store: restamp delay and poll must not be negative, lease at least 1s")
+	case c.Delay < 0 || c.Poll < 0 || c.Lease < time.Second || c.ReleaseTimeout < 0:
+		return errors.New("store: restamp delay, poll and release timeout must not be negative, lease at least 1s")
 	}
 	return nil
 }
@@ -289,33 +306,36 @@ func (r *restamper) runJob(ctx context.Context, p pending) (err error) {
 	j := p.job
 	resumed := j.Shard > 0 || j.After != ""
 	j.Owner, j.Lease = r.owner, s.cfg.Now().Add(r.cfg.Lease).UnixMilli()
-	if err := r.checkpoint(ctx, &p, j); err != nil {
-		if errors.Is(err, errLost) {
-			return nil // someone else runs it, or it is gone: the next pass sees
-		}
-		return err
-	}
 	log := s.log.With("account", p.account, "days", j.Days)
-	log.Info("retention re-stamp started", "resumed", resumed, "shard", j.Shard, "done", j.Done)
+	claimed := false
 	defer func() {
 		if errors.Is(err, errLost) {
-			r.jobs.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "superseded")))
-			log.Info("retention re-stamp superseded by a newer change or another process", "done", p.job.Done)
+			if claimed {
+				r.jobs.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "superseded")))
+				log.Info("retention re-stamp superseded by a newer change or another process", "done", p.job.Done)
+			} // else someone else runs it, or it is gone: the next pass sees
 			err = nil
 			return
 		}
 		if err != nil {
 			// Release the lease, so a restart (or another process) resumes
-			// at once from the last checkpoint.
-			rel := p.job
-			rel.Owner, rel.Lease = "", 0
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			if rerr := r.checkpoint(cctx, &p, rel); rerr == nil {
-				log.Info("retention re-stamp paused", "shard", rel.Shard, "done", rel.Done)
+			// at once from the last checkpoint. Also when the claim itself
+			// failed: its answer may have been lost after it landed.
+			if rerr := r.release(ctx, &p); rerr != nil {
+				log.Warn("retention re-stamp: cannot release the lease; the next owner waits until it ends",
+					"lease_end", time.UnixMilli(p.job.Lease).UTC(), "err", rerr)
+				return
+			}
+			if claimed {
+				log.Info("retention re-stamp paused", "shard", p.job.Shard, "done", p.job.Done)
 			}
 		}
 	}()
+	if err := r.checkpoint(ctx, &p, j); err != nil {
+		return err
+	}
+	claimed = true
+	log.Info("retention re-stamp started", "resumed", resumed, "shard", j.Shard, "done", j.Done)
 	for {
 		acc, err := s.FreshAccount(ctx, p.account)
 		if err != nil {
@@ -324,7 +344,10 @@ func (r *restamper) runJob(ctx context.Context, p pending) (err error) {
 		if j.Shard >= maxShards(acc.Schedule) {
 			break
 		}
-		n, last, more, err := r.page(ctx, p.account, j)
+		if err := r.renew(ctx, &p); err != nil {
+			return err
+		}
+		n, last, more, err := r.page(ctx, &p, j)
 		if err != nil {
 			return err
 		}
@@ -360,8 +383,8 @@ func maxShards(sc keydesign.Schedule) int {
 // page re-stamps the next page of shard j.Shard after j.After. It returns
 // how many items it re-stamped, the index sort key of the last item read,
 // and whether the shard has more.
-func (r *restamper) page(ctx context.Context, account string, j restampJob) (n int, last string, more bool, err error) {
-	s := r.s
+func (r *restamper) page(ctx context.Context, p *pending, j restampJob) (n int, last string, more bool, err error) {
+	s, account := r.s, p.account
 	in := &dynamodb.QueryInput{
 		TableName:              &s.table,
 		IndexName:              aws.String(keydesign.IndexName),
@@ -409,7 +432,7 @@ func (r *restamper) page(ctx context.Context, account string, j restampJob) (n i
 	for len(stmts) > 0 {
 		batch := stmts[:min(restampBatch, len(stmts))]
 		stmts = stmts[len(batch):]
-		k, err := r.execute(ctx, batch)
+		k, err := r.execute(ctx, p, batch)
 		n += k
 		if err != nil {
 			return n, "", false, err
@@ -422,9 +445,9 @@ func (r *restamper) page(ctx context.Context, account string, j restampJob) (n i
 // A statement whose condition failed (the item was deleted or replaced since
 // the index read) is skipped; throttling or an outage fails the page, which
 // is then retried from the last checkpoint (re-stamping is idempotent).
-func (r *restamper) execute(ctx context.Context, batch []types.BatchStatementRequest) (int, error) {
+func (r *restamper) execute(ctx context.Context, p *pending, batch []types.BatchStatementRequest) (int, error) {
 	s := r.s
-	if err := r.limiter.WaitN(ctx, len(batch)); err != nil {
+	if err := r.wait(ctx, p, len(batch)); err != nil {
 		return 0, err
 	}
 	start := time.Now()
@@ -455,6 +478,102 @@ func (r *restamper) execute(ctx context.Context, batch []types.BatchStatementReq
 		return n, fmt.Errorf("retention re-stamp: %w", failed)
 	}
 	return n, nil
+}
+
+// wait takes n items from the rate limiter, renewing p's lease while it
+// waits, so that a low rate never lets the lease lapse.
+func (r *restamper) wait(ctx context.Context, p *pending, n int) error {
+	res := r.limiter.ReserveN(time.Now(), n)
+	if !res.OK() {
+		return fmt.Errorf("retention re-stamp: %d items exceed the rate limiter's burst", n)
+	}
+	ready := time.Now().Add(res.Delay())
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		if err := r.renew(ctx, p); err != nil {
+			res.Cancel()
+			return err
+		}
+		d := time.Until(ready)
+		if d <= 0 {
+			return nil
+		}
+		t.Reset(min(d, r.cfg.Lease/3))
+		select {
+		case <-ctx.Done():
+			res.Cancel()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// renew extends p's lease, with its last checkpointed progress, once a third
+// of it has passed.
+func (r *restamper) renew(ctx context.Context, p *pending) error {
+	now := r.s.cfg.Now()
+	if time.UnixMilli(p.job.Lease).Sub(now) > r.cfg.Lease*2/3 {
+		return nil
+	}
+	j := p.job
+	j.Lease = now.Add(r.cfg.Lease).UnixMilli()
+	return r.checkpoint(ctx, p, j)
+}
+
+// release gives up p's lease, keeping its progress, within ReleaseTimeout
+// (even though ctx may have ended: releasing is how a stop hands the job on).
+// If the stored job is no longer the one last read, the answer to an earlier
+// checkpoint may have been lost: the job is read again and released if this
+// process still owns it. Transient failures are retried with backoff.
+func (r *restamper) release(ctx context.Context, p *pending) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.ReleaseTimeout)
+	defer cancel()
+	op := func() (struct{}, error) {
+		rel := p.job
+		rel.Owner, rel.Lease = "", 0
+		err := r.checkpoint(ctx, p, rel)
+		if !errors.Is(err, errLost) {
+			return struct{}{}, err
+		}
+		cur, ok, err := r.read(ctx, p.account)
+		switch {
+		case err != nil:
+			return struct{}{}, err
+		case !ok || cur.job.Owner != r.owner || cur.job.Since != p.job.Since || cur.job.Days != p.job.Days:
+			return struct{}{}, nil // superseded, finished or taken over: nothing of ours to release
+		}
+		*p = cur
+		return struct{}{}, errLost // ours after all: release what is stored now
+	}
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval = 50*time.Millisecond, time.Second
+	_, err := backoff.Retry(ctx, op, backoff.WithBackOff(bo))
+	return err
+}
+
+// read returns the account's stored job (ok false: there is none).
+func (r *restamper) read(ctx context.Context, account string) (p pending, ok bool, err error) {
+	s := r.s
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:                &s.table,
+		Key:                      cfgKey(account),
+		ConsistentRead:           aws.Bool(true),
+		ProjectionExpression:     aws.String("#rs"),
+		ExpressionAttributeNames: map[string]string{"#rs": aRestampFrom},
+	})
+	if err != nil {
+		return p, false, fmt.Errorf("get retention job: %w", err)
+	}
+	raw, ok := sAttr(out.Item, aRestampFrom)
+	if !ok {
+		return p, false, nil
+	}
+	p = pending{account: account, raw: raw}
+	if err := json.Unmarshal([]byte(raw), &p.job); err != nil {
+		return p, false, fmt.Errorf("retention job %s: %w", strconv.Quote(raw), err)
+	}
+	return p, true, nil
 }
 
 // checkpoint replaces p's stored job by j if it is still the one last read,
@@ -508,23 +627,10 @@ func (r *restamper) finish(ctx context.Context, p pending) error {
 // RestampStatus returns the account's pending re-stamp job, if any (ok is
 // false once the job is done or if there never was one).
 func (s *Store) RestampStatus(ctx context.Context, account string) (st RestampStatus, ok bool, err error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:                &s.table,
-		Key:                      cfgKey(account),
-		ConsistentRead:           aws.Bool(true),
-		ProjectionExpression:     aws.String("#rs"),
-		ExpressionAttributeNames: map[string]string{"#rs": aRestampFrom},
-	})
-	if err != nil {
-		return st, false, fmt.Errorf("get retention job: %w", err)
+	p, ok, err := s.restamp.read(ctx, account)
+	if !ok || err != nil {
+		return st, false, err
 	}
-	raw, ok := sAttr(out.Item, aRestampFrom)
-	if !ok {
-		return st, false, nil
-	}
-	var j restampJob
-	if err := json.Unmarshal([]byte(raw), &j); err != nil {
-		return st, false, fmt.Errorf("retention job %s: %w", strconv.Quote(raw), err)
-	}
+	j := p.job
 	return RestampStatus{Days: j.Days, Since: time.UnixMilli(j.Since).UTC(), Shard: j.Shard, After: j.After, Done: j.Done}, true, nil
 }

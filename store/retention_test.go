@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/postflight/postflight"
+	"github.com/postflight/postflight/internal/faultproxy"
 	"github.com/postflight/postflight/internal/testenv"
 	"github.com/postflight/postflight/store"
 )
@@ -290,4 +292,170 @@ func TestReloadDoesNotUndoANewerChange(t *testing.T) {
 	if err != nil || c.RetentionDays != 5 {
 		t.Fatalf("FreshAccount: %+v %v", c, err)
 	}
+}
+
+// A graceful stop releases the job's lease even when the answer to the last
+// checkpoint was lost (the write reached DynamoDB, the caller saw only its
+// context end) and DynamoDB then fails the first release attempts: the next
+// process must resume at once, not wait out the lease. Before the fix the
+// release compared against the value before the lost checkpoint, failed
+// silently, and the next owner waited a whole lease (issue 17).
+func TestRetentionStopReleasesLeaseAfterLostCheckpoint(t *testing.T) {
+	ep := testenv.DynamoDBEndpoint(t)
+	px, err := faultproxy.Start(ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = px.Close() })
+	db := testenv.DynamoDBClient(t, ep)
+	table := testenv.TableName(t)
+	a, err := store.New(testenv.DynamoDBClient(t, px.URL()), store.Config{Table: table,
+		Restamp: store.RestampConfig{Delay: time.Millisecond, Page: 10, Rate: 20}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := a.CreateTable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.DeleteTable(context.Background()) })
+	acc := sid("AC")
+	const n = 100
+	var msgs []*postflight.Message
+	for i := range n {
+		msgs = append(msgs, msg(acc, 1, postflight.StatusDelivered, time.Now().Add(-time.Duration(i)*time.Minute)))
+	}
+	for i := 0; i < n; i += 25 {
+		allApplied(t, write(t, a, msgs[i:i+25]...))
+	}
+	if _, err := a.SetRetention(ctx, acc, 20); err != nil {
+		t.Fatal(err)
+	}
+	stopA := runStore(t, a)
+	waitFor(t, 20*time.Second, "a checkpoint", func() bool {
+		st, _, err := a.RestampStatus(ctx, acc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Done >= 20
+	})
+	// The next checkpoint lands, but its answer never comes back.
+	px.Inject(faultproxy.Fault{Kind: faultproxy.LoseAnswer, Count: 1, Ops: []string{"UpdateItem"}})
+	waitFor(t, 20*time.Second, "a checkpoint whose answer is lost", func() bool {
+		return px.Faulted(faultproxy.LoseAnswer) == 1
+	})
+	// And DynamoDB fails the first attempts to release the lease.
+	px.Inject(faultproxy.Fault{Kind: faultproxy.Unavailable, Count: 4, Ops: []string{"UpdateItem"}})
+	stopA()
+
+	job := storedJob(t, db, table, acc)
+	if job.Owner != "" || job.Lease != 0 {
+		t.Fatalf("after a graceful stop the job is still leased: %+v", job)
+	}
+	if job.Done < 30 {
+		t.Errorf("released job shows %d items done; the checkpoint whose answer was lost had 30 or more", job.Done)
+	}
+	if px.Active() {
+		t.Errorf("the release was not retried past DynamoDB's failures: %+v", px.Counts())
+	}
+}
+
+// storedJob reads an account's re-stamp job as stored (owner and lease included).
+func storedJob(t *testing.T, db *dynamodb.Client, table, account string) (j struct {
+	Done  int64  `json:"done"`
+	Owner string `json:"owner"`
+	Lease int64  `json:"lease"`
+}) {
+	t.Helper()
+	out, err := db.GetItem(context.Background(), &dynamodb.GetItemInput{
+		TableName: &table,
+		Key: map[string]types.AttributeValue{
+			"p": &types.AttributeValueMemberS{Value: "cfg"}, "s": &types.AttributeValueMemberS{Value: account},
+		},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, ok := out.Item["rs"].(*types.AttributeValueMemberS)
+	if !ok {
+		t.Fatalf("no re-stamp job stored: %v", out.Item)
+	}
+	if err := json.Unmarshal([]byte(rs.Value), &j); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// An owner renews its lease by time, not once per page: with a rate so low
+// that one page takes longer than the lease, a second process never takes the
+// job over from the live owner (before, it did, and the two kept superseding
+// each other).
+func TestRetentionLowRateKeepsLease(t *testing.T) {
+	// 50 items in one page at 10 items/s: the second batch of 25 waits 2.5s
+	// for the limiter, more than twice the 1s lease.
+	slow := store.RestampConfig{Delay: time.Millisecond, Page: 50, Rate: 10, Lease: time.Second}
+	ra, rb := sdkmetric.NewManualReader(), sdkmetric.NewManualReader()
+	table := newStore(t, store.Config{Restamp: slow}).Config().Table // creates the table
+	db := testenv.DynamoDBClient(t, testenv.DynamoDBEndpoint(t))
+	a, err := store.New(db, store.Config{Table: table, Restamp: slow}, nil, sdkmetric.NewMeterProvider(sdkmetric.WithReader(ra)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := store.New(db, store.Config{Table: table, Restamp: slow}, nil, sdkmetric.NewMeterProvider(sdkmetric.WithReader(rb)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	acc := sid("AC")
+	var msgs []*postflight.Message
+	for i := range 50 {
+		msgs = append(msgs, msg(acc, 1, postflight.StatusDelivered, time.Now().Add(-time.Duration(i)*time.Minute)))
+	}
+	for i := 0; i < len(msgs); i += 25 {
+		allApplied(t, write(t, a, msgs[i:i+25]...))
+	}
+	if _, err := a.SetRetention(ctx, acc, 30); err != nil {
+		t.Fatal(err)
+	}
+	runStore(t, a)
+	waitFor(t, 20*time.Second, "A to take the job", func() bool { return storedJob(t, db, table, acc).Owner != "" })
+	runStore(t, b)
+	waitFor(t, 60*time.Second, "the job", func() bool { return jobDone(t, a, acc) })
+	for _, m := range msgs {
+		want := m.DateCreated.Add(30 * 24 * time.Hour).Unix()
+		if x := numAttr(t, rawItem(t, db, table, acc, m.SID), "x"); x != want {
+			t.Fatalf("x %d, want %d", x, want)
+		}
+	}
+	for name, r := range map[string]*sdkmetric.ManualReader{"A": ra, "B": rb} {
+		if n := outcomes(t, r, "superseded"); n != 0 {
+			t.Errorf("process %s saw the job taken over %d times: the live owner's lease lapsed", name, n)
+		}
+	}
+	if n := outcomes(t, ra, "done") + outcomes(t, rb, "done"); n != 1 {
+		t.Errorf("%d processes finished the job, want 1", n)
+	}
+}
+
+// outcomes counts the retention jobs that ended with outcome.
+func outcomes(t *testing.T, reader *sdkmetric.ManualReader, outcome string) int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "postflight.store.retention.jobs" {
+				for _, dp := range sum.DataPoints {
+					if v, ok := dp.Attributes.Value("outcome"); ok && v.AsString() == outcome {
+						n += dp.Value
+					}
+				}
+			}
+		}
+	}
+	return n
 }

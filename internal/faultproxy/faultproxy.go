@@ -45,10 +45,14 @@ const (
 	Unavailable
 	// Drop closes the client's connection without answering.
 	Drop
+	// LoseAnswer forwards the request to DynamoDB, so it takes effect, then
+	// withholds the answer until the client gives up and closes its
+	// connection: the client cannot tell whether its write happened.
+	LoseAnswer
 	numKinds
 )
 
-var kindNames = [numKinds]string{"forward", "throttle", "provisioned_throughput", "internal_error", "unavailable", "drop"}
+var kindNames = [numKinds]string{"forward", "throttle", "provisioned_throughput", "internal_error", "unavailable", "drop", "lose_answer"}
 
 func (k Kind) String() string {
 	if k >= 0 && k < numKinds {
@@ -270,6 +274,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.faulted[kind].Add(1)
+	if kind == LoseAnswer {
+		p.rp.ServeHTTP(discard{h: http.Header{}}, r)
+		<-r.Context().Done() // the client went away (or the proxy closed)
+		return
+	}
 	// Read the request as DynamoDB would before answering, so the client
 	// is not cut off mid-send.
 	_, _ = io.Copy(io.Discard, r.Body)
@@ -293,6 +302,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(a.status)
 	_, _ = io.WriteString(w, body)
 }
+
+// discard is a ResponseWriter that throws the answer away.
+type discard struct{ h http.Header }
+
+func (d discard) Header() http.Header       { return d.h }
+func (discard) Write(b []byte) (int, error) { return len(b), nil }
+func (discard) WriteHeader(int)             {}
 
 func wait(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)

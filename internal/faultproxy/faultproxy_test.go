@@ -1,6 +1,7 @@
 package faultproxy_test
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -135,6 +136,30 @@ func TestProxy(t *testing.T) {
 		}
 	})
 
+	t.Run("lose_answer", func(t *testing.T) {
+		// The request reaches DynamoDB and takes effect; the client only
+		// sees its own deadline pass.
+		name := "lost-" + t.Name()[len("TestProxy/"):]
+		px.Inject(faultproxy.Fault{Kind: faultproxy.LoseAnswer, Count: 1, Ops: []string{"CreateTable"}})
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		_, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
+			TableName:            aws.String(name),
+			AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("k"), AttributeType: types.ScalarAttributeTypeS}},
+			KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("k"), KeyType: types.KeyTypeHash}},
+			BillingMode:          types.BillingModePayPerRequest,
+		})
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("CreateTable with its answer lost: got %v, want the client's deadline", err)
+		}
+		if _, err := db.DescribeTable(t.Context(), &dynamodb.DescribeTableInput{TableName: aws.String(name)}); err != nil {
+			t.Fatalf("the table whose answer was lost was not created: %v", err)
+		}
+		if got := px.Faulted(faultproxy.LoseAnswer); got != 1 {
+			t.Fatalf("Faulted(lose_answer) = %d, want 1", got)
+		}
+	})
+
 	t.Run("latency", func(t *testing.T) {
 		px.SetLatency(150 * time.Millisecond)
 		defer px.SetLatency(0)
@@ -148,7 +173,7 @@ func TestProxy(t *testing.T) {
 	})
 
 	c := px.Counts()
-	if c.Requests != c.Forwarded+sum(c.Faulted) || c.ByOp["ListTables"] == 0 || c.ByOp["BatchExecuteStatement"] != 1 {
+	if c.Requests != c.Forwarded+sum(c.Faulted) || c.ByOp["ListTables"] == 0 || c.ByOp["BatchExecuteStatement"] != 1 || c.ByOp["CreateTable"] != 1 {
 		t.Fatalf("counts do not add up: %+v", c)
 	}
 }
