@@ -166,8 +166,11 @@ func startProxy(t *testing.T, endpoint string) *faultproxy.Proxy {
 // slowly (a proxy adds 250ms per request, one request at a time) so that
 // consumer a has records read and not yet written when b joins (a gives up
 // partitions) and when a shuts down (b takes over the rest); 3 KB bodies
-// keep what is pending (MaxPendingMB 1) small enough to drain well within
-// DrainTimeout (8s here). Then:
+// keep what is pending (MaxPendingMB 1) small: about 3s of writes on an idle
+// machine. DrainTimeout (45s here) is far above that, because what is tested
+// is what gets committed, not how fast DynamoDB Local answers: with 8s, a
+// fresh-clone CI run at load average 30 ran out of drain time and wrote 59
+// records twice. A drain ends as soon as its writes do. Then:
 //   - at any moment, every final record below a committed offset has been
 //     written (checked after a's shutdown, while b is still writing);
 //   - b re-reads nothing a wrote: no (message, sequence) is written by both,
@@ -181,7 +184,7 @@ func TestRebalanceAndShutdownCommitOnlyWhatIsWritten(t *testing.T) {
 	px.SetLatency(250 * time.Millisecond)
 	msgs, evs := genStream(streamOpts{messages: 1200, seed: 8, bodyBytes: 3000})
 	recs := records(t, evs)
-	o := consumerOpts{endpoint: px.URL(), cfg: ingest.Config{MaxConcurrency: 1, MaxPendingMB: 1, DrainTimeout: 8 * time.Second}}
+	o := consumerOpts{endpoint: px.URL(), cfg: ingest.Config{MaxConcurrency: 1, MaxPendingMB: 1, DrainTimeout: 45 * time.Second}}
 	a := r.startConsumer("a", o)
 	t0 := time.Now()
 	r.produce(recs, nil)

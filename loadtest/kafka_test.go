@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -144,23 +145,37 @@ func TestKafkaWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	var failed atomic.Int64
+	var mu sync.Mutex
+	var issued []int64 // slots whose op ran
 	st, err := p.Run(t.Context(), k.op, func(r OpResult) {
 		if r.Err != nil && !errors.Is(r.Err, errEmptySlot) {
 			failed.Add(1)
 		}
+		mu.Lock()
+		issued = append(issued, r.Seq)
+		mu.Unlock()
 	})
 	k.close()
-	if err != nil || failed.Load() > 0 || st.Unsent > 0 {
-		t.Fatalf("run: %v, %d failed, %+v", err, failed.Load(), st)
+	// On a loaded machine the pacer may leave the last slots unsent (every
+	// worker still waiting for acks when the schedule ends): what is checked
+	// is that every emission of every slot sent arrives exactly once.
+	if err != nil || failed.Load() > 0 || st.Issued == 0 || int64(len(issued)) != st.Issued {
+		t.Fatalf("run: %v, %d failed, %d results, %+v", err, failed.Load(), len(issued), st)
 	}
+	if st.Unsent > 0 {
+		t.Logf("%d of %d slots unsent (the machine is slow); checking the %d sent", st.Unsent, st.Scheduled, st.Issued)
+	}
+	slices.Sort(issued)
 	var want int
 	sent := map[string][]string{} // SID → event IDs in sending order
-	for m := range slots.messages {
-		pl := plan(m)
-		for _, e := range pl.Emissions {
-			sent[pl.SID] = append(sent[pl.SID], e.Event.EventID)
-			want++
-		}
+	for _, slot := range issued {
+		slots.each(slot, func(m int64, e int) {
+			pl := plan(m)
+			if e < len(pl.Emissions) {
+				sent[pl.SID] = append(sent[pl.SID], pl.Emissions[e].Event.EventID)
+				want++
+			}
+		})
 	}
 	if got := k.events.Load(); got != int64(want) {
 		t.Fatalf("%d events acknowledged, want %d", got, want)

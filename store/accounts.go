@@ -65,13 +65,16 @@ func (a *accounts) get(account string) (cachedConfig, bool) {
 
 // put caches c unless a newer version is cached: a read that raced with a
 // change (and returns after it) must not bring the old configuration back.
-// Versions only grow, so the higher one is the newer.
-func (a *accounts) put(account string, c cachedConfig) {
+// Versions only grow, so the higher one is the newer. It returns the
+// configuration cached, the newer of the two.
+func (a *accounts) put(account string, c cachedConfig) AccountConfig {
 	a.mu.Lock()
-	if old, ok := a.m[account]; !ok || c.Version >= old.Version {
-		a.m[account] = c
+	defer a.mu.Unlock()
+	if old, ok := a.m[account]; ok && c.Version < old.Version {
+		return old.AccountConfig
 	}
-	a.mu.Unlock()
+	a.m[account] = c
+	return c.AccountConfig
 }
 
 // Account returns the cached configuration of an account (defaults if it has
@@ -105,8 +108,7 @@ func (s *Store) FreshAccount(ctx context.Context, account string) (AccountConfig
 			return AccountConfig{}, err
 		}
 	}
-	s.acc.put(account, cachedConfig{AccountConfig: c, fetched: now})
-	return c, nil
+	return s.acc.put(account, cachedConfig{AccountConfig: c, fetched: now}), nil
 }
 
 func cfgKey(account string) map[string]types.AttributeValue {

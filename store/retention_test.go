@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -267,7 +268,9 @@ func counter(t *testing.T, reader *sdkmetric.ManualReader, name string) int64 {
 // through this process (it ran concurrently) must not undo the change in
 // the cache: the API promises that a shorter retention hides records at once.
 func TestReloadDoesNotUndoANewerChange(t *testing.T) {
-	s := newStore(t, store.Config{})
+	var clock atomic.Int64 // unix ns; the test moves it, not the machine's speed
+	clock.Store(time.Now().UnixNano())
+	s := newStore(t, store.Config{Now: func() time.Time { return time.Unix(0, clock.Load()) }})
 	ctx := context.Background()
 	db := testenv.DynamoDBClient(t, testenv.DynamoDBEndpoint(t))
 	acc := sid("AC")
@@ -291,6 +294,15 @@ func TestReloadDoesNotUndoANewerChange(t *testing.T) {
 	c, err := s.FreshAccount(ctx, acc)
 	if err != nil || c.RetentionDays != 5 {
 		t.Fatalf("FreshAccount: %+v %v", c, err)
+	}
+	// Once the cached value is older than ConfigMaxAge, FreshAccount reads
+	// again, and the older stored version must not win over the newer one
+	// cached (before: it returned what it read, but only on a machine slow
+	// enough to take more than ConfigMaxAge between the change and the read).
+	clock.Add(int64(2 * s.Config().ConfigMaxAge))
+	c, err = s.FreshAccount(ctx, acc)
+	if err != nil || c.RetentionDays != 5 {
+		t.Fatalf("FreshAccount after ConfigMaxAge: %+v %v", c, err)
 	}
 }
 
