@@ -47,8 +47,9 @@ func DynamoDBEndpoint(t testing.TB) string {
 			return
 		}
 		p, err := ddblocal.Start(ctx, ddblocal.Config{
-			Dir:  dir,
-			Addr: "127.0.0.1:0",
+			Dir:          dir,
+			Addr:         "127.0.0.1:0",
+			StartTimeout: jvmStartTimeout,
 			// It outlives this test, so it may not log to it.
 			Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		})
@@ -95,6 +96,9 @@ func startOwn(ctx context.Context, t testing.TB, cfg ddblocal.Config) *ddblocal.
 	// Its output is logged at debug level, below this logger's: nothing
 	// is written to t after it ends.
 	cfg.Log = testLogger(t)
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = jvmStartTimeout
+	}
 	p, err := ddblocal.Start(ctx, cfg)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)

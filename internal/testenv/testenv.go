@@ -34,7 +34,11 @@ const EndpointEnv = "POSTFLIGHT_TEST_DYNAMODB_ENDPOINT"
 const (
 	// setupTimeout bounds fetching (a download on first use) plus starting.
 	setupTimeout = 5 * time.Minute
-	stopTimeout  = 30 * time.Second
+	// jvmStartTimeout bounds a JVM's start-up (DynamoDB Local): seconds on
+	// an idle machine, over a minute at load average 30 on 2 cores; the
+	// wait ends as soon as it answers, or at once if the JVM dies.
+	jvmStartTimeout = 3 * time.Minute
+	stopTimeout     = 30 * time.Second
 )
 
 // The DynamoDB Local shared by all tests of one test binary. This is the
