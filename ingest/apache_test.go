@@ -116,34 +116,44 @@ func (r *rig) commits() map[int32]int64 {
 
 func (r *rig) apacheCommits() map[int32]int64 {
 	r.t.Helper()
-	cl := r.adminClient()
-	defer cl.Close()
 	ctx, cancel := context.WithTimeout(r.t.Context(), 30*time.Second)
 	defer cancel()
+	c, err := r.tryCommits(ctx)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return c
+}
+
+// tryCommits asks the broker (OffsetFetch, every topic of the group) for the
+// group's committed offsets on the events topic.
+func (r *rig) tryCommits(ctx context.Context) (map[int32]int64, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(r.brokers...))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
 	req := kmsg.NewPtrOffsetFetchRequest()
 	req.Group = r.group
-	rt := kmsg.NewOffsetFetchRequestTopic()
-	rt.Topic = r.topic
-	for p := range int32(r.partitions(ctx, cl, r.topic)) {
-		rt.Partitions = append(rt.Partitions, p)
-	}
-	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
-		r.t.Fatalf("offset fetch of group %s: %v", r.group, err)
+		return nil, fmt.Errorf("offset fetch of group %s: %w", r.group, err)
 	}
 	if resp.ErrorCode != 0 {
-		r.t.Fatalf("offset fetch of group %s: error code %d", r.group, resp.ErrorCode)
+		return nil, fmt.Errorf("offset fetch of group %s: error code %d", r.group, resp.ErrorCode)
 	}
 	out := map[int32]int64{}
 	for _, t := range resp.Topics {
+		if t.Topic != r.topic {
+			continue
+		}
 		for _, p := range t.Partitions {
 			if p.ErrorCode == 0 && p.Offset >= 0 {
 				out[p.Partition] = p.Offset
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 func (r *rig) apacheCommitted() (done, total int64) {
