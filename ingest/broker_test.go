@@ -9,7 +9,9 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -209,4 +211,71 @@ func TestBrokerKilledAndRestartedOnItsLog(t *testing.T) {
 	r.verify(msgs)
 	r.expectNoDeadLetters()
 	r.expectDrainedPerKafka()
+}
+
+// TestConsumerFencedAfterSessionTimeout (issue 13): a consumer process
+// holding partitions, with writes in flight to a slow DynamoDB, is frozen
+// (SIGSTOP: no heartbeats, as in a long GC pause or a stalled VM) past its
+// session timeout. The real coordinator expires it and gives its partitions
+// to a second consumer, which makes progress; then the first is thawed
+// (SIGCONT) and finishes its late writes and tries its late commits. The
+// group's committed offsets never move backwards, the group drains to the
+// log end, and every message ends as its winning event says (the late
+// writes of older events lose to the store's conditions). The thawed
+// consumer's commits are refused (UNKNOWN_MEMBER_ID) while it drains.
+func TestConsumerFencedAfterSessionTimeout(t *testing.T) {
+	t.Parallel()
+	r := newApacheRig(t, "")
+	msgs, evs := genStream(streamOpts{messages: 1500, duplicates: 0.1, seed: 14})
+	recs := records(t, evs)
+	px := startProxy(t, r.ddb)
+	px.SetLatency(20 * time.Millisecond)
+	slow := childConfig{Endpoint: px.URL(), MaxConcurrency: 4, MaxPendingMB: 1}
+	watch := r.watchCommits()
+	r.produce(recs, nil)
+	first := r.startChildWith("consumer-1", slow)
+	waitCommittedAtLeast(t, r, int64(len(recs))/6)
+
+	if err := first.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	atStop, total := r.committed()
+	if atStop == total {
+		t.Fatalf("everything was committed when consumer-1 froze: the test proves nothing")
+	}
+	t.Logf("froze consumer-1 at %d of %d records committed", atStop, total)
+	second := r.startChildWith("consumer-2", slow)
+	eventually(t, 2*time.Minute, "consumer-2 to take over and commit", func() string {
+		if d, _ := r.committed(); d < atStop+int64(len(recs))/10 {
+			return fmt.Sprintf("%d committed", d)
+		}
+		return ""
+	})
+	t.Logf("consumer-2 took over and committed %s after consumer-1 froze", time.Since(stopped).Round(time.Millisecond))
+
+	if err := first.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	px.SetLatency(0)
+	r.waitCommitted(3 * time.Minute)
+	for _, c := range []*child{first, second} {
+		if err := c.stop(); err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+	// The coordinator fenced it: its late commits were refused with
+	// UNKNOWN_MEMBER_ID (sarama's text for it).
+	if !strings.Contains(first.stderr.String(), "not known in the current generation") {
+		t.Errorf("consumer-1's late commits were not refused as from an unknown member; its stderr:\n%s", first.stderr.String())
+	}
+	watch.check(t)
+	commits := r.commits()
+	for p, hw := range r.highWatermarks(r.topic) {
+		if commits[p] != hw {
+			t.Errorf("partition %d: committed %d, log end %d", p, commits[p], hw)
+		}
+	}
+	r.verify(msgs)
+	r.expectNoDeadLetters()
 }

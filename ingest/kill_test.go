@@ -39,6 +39,8 @@ type childConfig struct {
 	Group    string
 	Topic    string
 	DLQTopic string
+	// ingest's bounds; zero: its defaults
+	MaxConcurrency, MaxPendingMB int
 }
 
 // runChild is the child process: an ingest.Service writing through a store
@@ -64,6 +66,7 @@ func runChild() int {
 	dec := ingest.NewDecoder(ingest.StaticSchemas{}, 15*time.Minute, nil)
 	svc, err := ingest.New(ingest.Config{
 		Brokers: cfg.Brokers, Group: cfg.Group, Topic: cfg.Topic, DLQTopic: cfg.DLQTopic,
+		MaxConcurrency: cfg.MaxConcurrency, MaxPendingMB: cfg.MaxPendingMB,
 		DrainTimeout: 20 * time.Second, RetryInitial: 20 * time.Millisecond, RetryMax: 500 * time.Millisecond, BreakerOpen: time.Second,
 	}, st, dec, log, nil, nil)
 	if err != nil {
@@ -97,8 +100,14 @@ type child struct {
 // is connected.
 func (r *rig) startChild(name string) *child {
 	r.t.Helper()
-	cfg, _ := json.Marshal(childConfig{Brokers: r.brokers, Endpoint: r.ddb, Table: r.table, Group: r.group,
-		Topic: r.topic, DLQTopic: r.dlq})
+	return r.startChildWith(name, childConfig{Endpoint: r.ddb})
+}
+
+// startChildWith is startChild with cfg's DynamoDB endpoint and bounds.
+func (r *rig) startChildWith(name string, cc childConfig) *child {
+	r.t.Helper()
+	cc.Brokers, cc.Table, cc.Group, cc.Topic, cc.DLQTopic = r.brokers, r.table, r.group, r.topic, r.dlq
+	cfg, _ := json.Marshal(cc)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+string(cfg))
 	c := &child{name: name, cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
