@@ -25,10 +25,17 @@ const apachePartitions = testenv.KafkaPartitions
 // topics of the test's own.
 func newApacheRig(t *testing.T, endpoint string) *rig {
 	t.Helper()
+	return newApacheRigWith(t, endpoint, apachePartitions)
+}
+
+// newApacheRigWith is newApacheRig with an events topic of the given
+// partition count.
+func newApacheRigWith(t *testing.T, endpoint string, partitions int) *rig {
+	t.Helper()
 	k := testenv.ApacheKafka(t)
 	topic := testenv.TopicName(t, "events")
 	dlq := topic + ".dlq"
-	k.CreateTopic(t, topic, apachePartitions)
+	k.CreateTopic(t, topic, partitions)
 	k.CreateTopic(t, dlq, apachePartitions)
 	return newRigOn(t, endpoint, &rig{brokers: k.Addrs(), apache: k, topic: topic, dlq: dlq})
 }

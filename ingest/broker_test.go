@@ -279,3 +279,57 @@ func TestConsumerFencedAfterSessionTimeout(t *testing.T) {
 	r.verify(msgs)
 	r.expectNoDeadLetters()
 }
+
+// TestPartitionsAddedWhileRunning (issue 13): two consumers share a topic of
+// four partitions; partitions are added to the topic (eight in all) while
+// they run, and records keyed onto the new ones are consumed too: the group
+// notices the new count (sarama checks it at every metadata refresh, each
+// minute) and rebalances, and drains every partition to its log end.
+func TestPartitionsAddedWhileRunning(t *testing.T) {
+	t.Parallel()
+	r := newApacheRigWith(t, "", 4)
+	msgs, evs := genStream(streamOpts{messages: 1000, seed: 15})
+	recs := records(t, evs)
+	watch := r.watchCommits()
+	a := r.startConsumer("a", consumerOpts{})
+	b := r.startConsumer("b", consumerOpts{})
+	half := len(recs) / 2
+	r.produce(recs[:half], nil)
+	r.waitCommitted(2 * time.Minute)
+
+	r.apache.AddPartitions(t, r.topic, 8)
+	added := time.Now()
+	// A new producer hashes keys over all eight partitions.
+	r.produce(recs[half:], nil)
+	onNew := 0
+	for _, rec := range recs[half:] {
+		if rec.Partition >= 4 {
+			onNew++
+		}
+	}
+	if onNew == 0 {
+		t.Fatal("no record went to a new partition: the test proves nothing")
+	}
+	r.waitCommitted(4 * time.Minute)
+	t.Logf("%d records on the new partitions; all committed %s after the partitions were added",
+		onNew, time.Since(added).Round(time.Millisecond))
+	for _, c := range []*consumer{a, b} {
+		if err := c.stop(); err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+	watch.check(t)
+	commits := r.commits()
+	hws := r.highWatermarks(r.topic)
+	if len(hws) != 8 {
+		t.Fatalf("the topic has %d partitions, want 8", len(hws))
+	}
+	for p, hw := range hws {
+		if commits[p] != hw {
+			t.Errorf("partition %d: committed %d, log end %d", p, commits[p], hw)
+		}
+	}
+	r.expectCommitsWritten(recs, evs, commits, a.w, b.w)
+	r.verify(msgs)
+	r.expectNoDeadLetters()
+}
