@@ -19,8 +19,11 @@ build:
 test:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
+# KAFKA=apache runs a real Apache Kafka broker instead of the embedded one
+# (see README: why embedded is the default).
+KAFKA ?= embedded
 run:
-	$(GO) run ./cmd/postflight dev
+	$(GO) run ./cmd/postflight dev -kafka $(KAFKA)
 
 # Benchmarks of the ingest path and the API (see README for the figures).
 bench:

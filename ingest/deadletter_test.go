@@ -72,10 +72,10 @@ func poisonRecords(t *testing.T) []poison {
 // through a good stream each reach the dead-letter topic once, with the
 // original key and value, the reason (naming what is wrong) and the source
 // topic/partition/offset; every good event is stored, and the group commits
-// past all of them.
+// past all of them. On Apache Kafka.
 func TestPoisonEventsAreDeadLettered(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, "")
+	r := newApacheRig(t, "")
 	msgs, evs := genStream(streamOpts{messages: 800, duplicates: 0.1, seed: 5})
 	good := records(t, evs)
 	bad := poisonRecords(t)
@@ -102,7 +102,7 @@ func TestPoisonEventsAreDeadLettered(t *testing.T) {
 		bySource[d.source] = d
 	}
 	for _, p := range bad {
-		src := fmt.Sprintf("%s/%d/%d", eventsTopic, p.rec.Partition, p.rec.Offset)
+		src := fmt.Sprintf("%s/%d/%d", r.topic, p.rec.Partition, p.rec.Offset)
 		d, ok := bySource[src]
 		if !ok {
 			t.Errorf("%s (%s): not in the dead-letter topic", p.name, src)

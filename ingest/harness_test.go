@@ -50,10 +50,13 @@ const (
 type rig struct {
 	t       *testing.T
 	brokers []string
-	kafka   *kfake.Cluster
-	ddb     string           // DynamoDB endpoint (not through any proxy)
-	db      *dynamodb.Client // on ddb: verification only
-	st      *store.Store     // on ddb: verification only
+	kafka   *kfake.Cluster        // nil on Apache Kafka
+	apache  *testenv.ApacheBroker // nil on kfake
+	topic   string                // events topic: eventsTopic on kfake, the test's own on Apache Kafka
+	dlq     string                // dead-letter topic, likewise
+	ddb     string                // DynamoDB endpoint (not through any proxy)
+	db      *dynamodb.Client      // on ddb: verification only
+	st      *store.Store          // on ddb: verification only
 	table   string
 	group   string
 	ledger  *ledger
@@ -65,13 +68,19 @@ type rig struct {
 // table is deleted afterwards).
 func newRig(t *testing.T, endpoint string) *rig {
 	t.Helper()
+	brokers, kc := testenv.Kafka(t, eventsTopic, dlqTopic)
+	return newRigOn(t, endpoint, &rig{brokers: brokers, kafka: kc, topic: eventsTopic, dlq: dlqTopic})
+}
+
+// newRigOn completes r (its Kafka set) with a table on endpoint, as newRig.
+func newRigOn(t *testing.T, endpoint string, r *rig) *rig {
+	t.Helper()
 	shared := endpoint == ""
 	if shared {
 		endpoint = testenv.DynamoDBEndpoint(t)
 	}
-	brokers, kc := testenv.Kafka(t, eventsTopic, dlqTopic)
-	r := &rig{
-		t: t, brokers: brokers, kafka: kc, ddb: endpoint,
+	*r = rig{
+		t: t, brokers: r.brokers, kafka: r.kafka, apache: r.apache, topic: r.topic, dlq: r.dlq, ddb: endpoint,
 		db:     testenv.DynamoDBClient(t, endpoint),
 		table:  testenv.TableName(t),
 		group:  "postflight-" + randomHex(4),
@@ -115,6 +124,9 @@ func (r *rig) testConfig(cfg ingest.Config) ingest.Config {
 	}
 	if cfg.Group == "" {
 		cfg.Group = r.group
+	}
+	if cfg.Topic == "" {
+		cfg.Topic, cfg.DLQTopic = r.topic, r.dlq
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
@@ -463,6 +475,12 @@ func (r *rig) send(recs []*sarama.ProducerMessage, part sarama.PartitionerConstr
 		return fmt.Errorf("producer: %w", err)
 	}
 	defer p.Close()
+	for _, rec := range recs {
+		// record() names eventsTopic; on Apache Kafka each test has its own.
+		if rec.Topic == eventsTopic {
+			rec.Topic = r.topic
+		}
+	}
 	for chunk := range slices.Chunk(recs, 2000) {
 		if err := p.SendMessages(chunk); err != nil {
 			return fmt.Errorf("produce: %w", err)
@@ -476,6 +494,9 @@ func (r *rig) send(recs []*sarama.ProducerMessage, part sarama.PartitionerConstr
 // committed returns the records the group has committed and the records in
 // the events topic, summed over partitions.
 func (r *rig) committed() (done, total int64) {
+	if r.apache != nil {
+		return r.apacheCommitted()
+	}
 	commits := map[int32]kfake.GroupCommit{}
 	if gi := r.kafka.GroupInfo(r.group); gi != nil {
 		commits = gi.Commits[eventsTopic]
@@ -491,6 +512,12 @@ func (r *rig) committed() (done, total int64) {
 
 // commitOf returns the group's committed offset of one partition (-1: none).
 func (r *rig) commitOf(part int32) int64 {
+	if r.apache != nil {
+		if c, ok := r.apacheCommits()[part]; ok {
+			return c
+		}
+		return -1
+	}
 	if gi := r.kafka.GroupInfo(r.group); gi != nil {
 		if c, ok := gi.Commits[eventsTopic][part]; ok {
 			return c.Offset
@@ -503,6 +530,10 @@ func (r *rig) commitOf(part int32) int64 {
 // assigned partitions.
 func (r *rig) waitMembers(n int) {
 	r.t.Helper()
+	if r.apache != nil {
+		r.apacheWaitMembers(n)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.t.Context(), time.Minute)
 	defer cancel()
 	_, err := r.kafka.WaitGroupInfo(ctx, r.group, func(g *kfake.GroupInfo) bool {
@@ -705,13 +736,13 @@ type deadLetter struct {
 func (r *rig) deadLetters() []deadLetter {
 	r.t.Helper()
 	var total int64
-	for _, pi := range r.kafka.PartitionInfos(dlqTopic) {
-		total += pi.HighWatermark
+	for _, hw := range r.highWatermarks(r.dlq) {
+		total += hw
 	}
 	if total == 0 {
 		return nil
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(r.brokers...), kgo.ConsumeTopics(dlqTopic),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(r.brokers...), kgo.ConsumeTopics(r.dlq),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		r.t.Fatal(err)

@@ -1,13 +1,16 @@
 // Package testenv gives integration tests the real parts they run against:
 // DynamoDB Local (shared per test binary, or dedicated for fault tests), a
-// DynamoDB client tuned for tests, unique table names, and an in-process
-// Kafka (kfake) on an ephemeral port.
+// DynamoDB client tuned for tests, unique table names, a real Apache Kafka
+// (single-node KRaft from Maven Central; shared per test binary, or
+// dedicated for tests that kill and restart it) and an in-process Kafka
+// (kfake) on an ephemeral port.
 //
 // A package whose tests call DynamoDBEndpoint needs
 //
 //	func TestMain(m *testing.M) { testenv.Main(m) }
 //
-// so the shared DynamoDB Local is stopped when its tests end.
+// so the shared DynamoDB Local and Apache Kafka are stopped when its tests
+// end.
 //
 // Nothing here skips: when a part cannot start, the test fails (a skipped
 // integration test is a failure in this project), with the error saying what
@@ -56,15 +59,17 @@ var (
 )
 
 // Main runs the tests, then stops what testenv started for the whole binary
-// and exits with the tests' code (1 if the shared DynamoDB Local had died on
-// its own). Call it from TestMain.
+// and exits with the tests' code (1 if the shared DynamoDB Local or Apache
+// Kafka had died on its own). Call it from TestMain.
 func Main(m *testing.M) {
 	mainCalled.Store(true)
 	code := m.Run()
-	if err := stopShared(); err != nil {
-		fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
-		if code == 0 {
-			code = 1
+	for _, err := range []error{stopShared(), stopSharedKafka(code != 0)} {
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
+			if code == 0 {
+				code = 1
+			}
 		}
 	}
 	os.Exit(code)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -201,5 +202,80 @@ func TestKafka(t *testing.T) {
 	recs := fetches.Records()
 	if len(recs) != 1 || string(recs[0].Value) != "v" {
 		t.Errorf("consumed %d records, want the one produced", len(recs))
+	}
+}
+
+// TestApacheKafka: the shared broker takes a topic with N partitions, a
+// group consumes and commits, and Kafka's own consumer-groups tool sees the
+// group at lag 0.
+func TestApacheKafka(t *testing.T) {
+	t.Parallel()
+	k := testenv.ApacheKafka(t)
+	if again := testenv.ApacheKafka(t); again != k {
+		t.Error("two calls gave two brokers, want one shared")
+	}
+	topic, group := testenv.TopicName(t, "events"), testenv.TopicName(t, "group")
+	k.CreateTopic(t, topic, 3)
+	prod := k.Client(t)
+	const n = 30
+	for i := range n {
+		r := &kgo.Record{Topic: topic, Key: []byte(strconv.Itoa(i)), Value: []byte("v")}
+		if err := prod.ProduceSync(t.Context(), r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons := k.Client(t, kgo.ConsumeTopics(topic), kgo.ConsumerGroup(group),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	for got := 0; got < n; {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d of %d: %v", got, n, ctx.Err())
+		}
+		got += len(fs.Records())
+	}
+	if err := cons.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows := k.DescribeGroup(t, group)
+	if len(rows) != 3 {
+		t.Fatalf("consumer-groups tool shows %d partitions, want 3: %+v", len(rows), rows)
+	}
+	var total int64
+	for _, r := range rows {
+		if r.Topic != topic || r.Lag != 0 || r.CommittedOffset != r.LogEndOffset {
+			t.Errorf("row %+v, want lag 0 on %s", r, topic)
+		}
+		total += r.LogEndOffset
+	}
+	if total != n {
+		t.Errorf("log end offsets sum to %d, want %d", total, n)
+	}
+
+	k.AddPartitions(t, topic, 5)
+}
+
+func TestOwnApacheKafkaKillRestart(t *testing.T) {
+	t.Parallel()
+	k := testenv.OwnApacheKafka(t)
+	topic := testenv.TopicName(t, "events")
+	k.CreateTopic(t, topic, 2)
+	cl := k.Client(t)
+	if err := cl.ProduceSync(t.Context(), &kgo.Record{Topic: topic, Value: []byte("before")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	addr := k.Addrs()[0]
+	k.Kill(t)
+	k.Restart(t)
+	if k.Addrs()[0] != addr {
+		t.Errorf("restarted on %s, want %s", k.Addrs()[0], addr)
+	}
+	cons := k.Client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	fs := cons.PollFetches(ctx)
+	if recs := fs.Records(); len(recs) != 1 || string(recs[0].Value) != "before" {
+		t.Errorf("after kill -9 and restart, consumed %d records (%v), want the one acknowledged", len(recs), fs.Errors())
 	}
 }
