@@ -83,7 +83,7 @@ func serve(ctx context.Context, f serveFlags, getenv func(string) string, log *s
 		}
 	}
 	icfg := ingest.Config{
-		Brokers: splitList(f.brokers), Topic: f.topic, DLQTopic: f.dlqTopic, Group: f.group,
+		Brokers: splitList(f.brokers), Topic: f.topic, DLQTopic: f.dlqTopic, Group: f.group, DLQMaxBytes: f.dlqMaxBytes,
 		DrainTimeout: f.drainTimeout, MaxConcurrency: f.maxConcurrency, MaxPendingMB: f.maxPendingMB, Linger: f.linger,
 	}
 	dec := ingest.NewDecoder(schemas, st.Config().MaxClockSkew, nil)
