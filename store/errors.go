@@ -48,6 +48,10 @@ func statementOutcome(code types.BatchStatementErrorCodeEnum) postflight.WriteOu
 // IsTransient reports whether err is worth retrying: throttling, 5xx and
 // network errors, but not context cancellation or a client-side mistake.
 func IsTransient(err error) bool {
+	var ate *AttemptTimeoutError
+	if errors.As(err, &ate) {
+		return true
+	}
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}

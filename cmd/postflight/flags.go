@@ -49,7 +49,10 @@ type serveFlags struct {
 	defaultShards    int
 	retentionDays    int
 	gogc             int
-	dlqMaxBytes      int
+
+	// Reliability bounds.
+	dynamodbAttemptTimeout time.Duration
+	dlqMaxBytes            int
 
 	// API noisy-neighbour limits and the retention re-stamp job.
 	requestTimeout   time.Duration
@@ -95,6 +98,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 func (f *serveFlags) registerTable(fs *flag.FlagSet) {
 	fs.StringVar(&f.table, "table", "postflight-messages", "DynamoDB table")
 	fs.StringVar(&f.dynamodbEndpoint, "dynamodb-endpoint", "", "DynamoDB endpoint URL (empty: the AWS SDK's resolution, which honours AWS_ENDPOINT_URL_DYNAMODB)")
+	fs.DurationVar(&f.dynamodbAttemptTimeout, "dynamodb-attempt-timeout", 5*time.Second, "deadline of each DynamoDB request attempt; one that gets no answer by then is retried")
 }
 
 func splitList(s string) []string {

@@ -2,7 +2,8 @@
 // (DynamoDB Local in tests) that injects faults on command: DynamoDB's own
 // throttling errors (HTTP 400 with ThrottlingException or
 // ProvisionedThroughputExceededException in its JSON error format), 500 and
-// 503 answers, dropped connections, and added latency. Everything it does not
+// 503 answers, dropped connections, connections that never answer, and added
+// latency. Everything it does not
 // fault it forwards unchanged, so the client under test talks to the real
 // thing in between faults.
 //
@@ -45,10 +46,13 @@ const (
 	Unavailable
 	// Drop closes the client's connection without answering.
 	Drop
+	// Hang reads the request and never answers: the connection stays open
+	// until the client gives up (or the proxy closes).
+	Hang
 	numKinds
 )
 
-var kindNames = [numKinds]string{"forward", "throttle", "provisioned_throughput", "internal_error", "unavailable", "drop"}
+var kindNames = [numKinds]string{"forward", "throttle", "provisioned_throughput", "internal_error", "unavailable", "drop", "hang"}
 
 func (k Kind) String() string {
 	if k >= 0 && k < numKinds {
@@ -273,6 +277,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Read the request as DynamoDB would before answering, so the client
 	// is not cut off mid-send.
 	_, _ = io.Copy(io.Discard, r.Body)
+	if kind == Hang {
+		<-r.Context().Done()
+		return
+	}
 	if kind == Drop {
 		hj, ok := w.(http.Hijacker)
 		if !ok {
