@@ -140,6 +140,7 @@ type Service struct {
 	batcher *batcher
 	limit   *aimd
 	breaker *gobreaker.CircuitBreaker[struct{}]
+	pauses  *pauses
 	dlq     *dlq
 	lag     sync.Map     // claimKey → claimLag
 	owned   atomic.Int64 // partitions of the topic this process holds
@@ -187,6 +188,7 @@ func New(cfg Config, w Writer, dec *Decoder, log *slog.Logger, mp metric.MeterPr
 		return nil, fmt.Errorf("dead-letter producer: %w", err)
 	}
 	s.client, s.group = client, group
+	s.pauses = newPauses(log, group.PauseAll, group.ResumeAll)
 	if s.m, err = newMetrics(mp.Meter("github.com/postflight/postflight/ingest"), s); err != nil {
 		return nil, err
 	}
@@ -200,9 +202,9 @@ func New(cfg Config, w Writer, dec *Decoder, log *slog.Logger, mp metric.MeterPr
 			log.Warn("dynamodb circuit breaker", "from", from.String(), "to", to.String())
 			switch to {
 			case gobreaker.StateOpen:
-				group.PauseAll() // the backlog waits in Kafka
+				s.pauses.set(pauseBreaker, "dynamodb circuit breaker is open") // the backlog waits in Kafka
 			case gobreaker.StateClosed:
-				group.ResumeAll()
+				s.pauses.clear(pauseBreaker)
 			}
 		},
 	})
@@ -246,10 +248,14 @@ func (s *Service) Run(ctx context.Context) error {
 	return errors.Join(err, cerr)
 }
 
-// Ready reports whether Kafka is reachable and the breaker is not open.
+// Ready reports whether Kafka is reachable and ingest is not paused (the
+// breaker open, DynamoDB refusing this process, configuration too stale).
 func (s *Service) Ready(ctx context.Context) error {
 	if s.breaker.State() == gobreaker.StateOpen {
 		return errors.New("dynamodb circuit breaker is open")
+	}
+	if err := s.pauses.err(); err != nil {
+		return err
 	}
 	if _, err := s.client.Controller(); err != nil {
 		return fmt.Errorf("kafka: %w", err)
