@@ -21,9 +21,17 @@ const (
 	// Unavailable: a 5xx, network or capacity failure; retry, and count it
 	// toward the circuit breaker.
 	Unavailable
+	// Misconfigured: DynamoDB refuses this process, not the item (access
+	// denied, table missing, credentials refused). Retry slowly and say so
+	// loudly (ingest pauses and fails readiness); not the breaker's concern.
+	Misconfigured
 )
 
-var outcomeNames = [...]string{"applied", "superseded", "tombstoned", "expired", "rejected", "throttled", "unavailable"}
+// NumWriteOutcomes is the number of WriteOutcome values (for arrays indexed
+// by outcome).
+const NumWriteOutcomes = int(Misconfigured) + 1
+
+var outcomeNames = [...]string{"applied", "superseded", "tombstoned", "expired", "rejected", "throttled", "unavailable", "misconfigured"}
 
 func (o WriteOutcome) String() string {
 	if int(o) < len(outcomeNames) {

@@ -152,7 +152,7 @@ func benchIngest(b *testing.B, target string) {
 		endpoint, table = testenv.DynamoDBEndpoint(b), testenv.TableName(b)
 	}
 	// The production client (serve's), not the tests' one.
-	db, err := awsconf.DynamoClient(context.Background(), endpoint, func(string) string { return "" })
+	db, err := awsconf.DynamoClient(context.Background(), endpoint, func(string) string { return "" }, 0)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,10 +5,12 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -201,5 +203,68 @@ func TestSchemaRegistry(t *testing.T) {
 	binary.BigEndian.PutUint32(b[1:], 8)
 	if _, err := d.Decode(context.Background(), b); err == nil || errors.As(err, &de) {
 		t.Fatalf("unreachable registry: %v, want a transient error", err)
+	}
+}
+
+// TestRegistrySchemaNotAvro (issue 11, item 2): a schema ID the registry
+// knows but that is not plain Avro (a Protobuf or JSON schema behind the
+// same framing, an Avro schema with references, one hamba cannot parse) is
+// the record's problem, a dead letter, decided once per ID; only no answer
+// (a 5xx) is transient. The registry is an in-test HTTP server, as above.
+func TestRegistrySchemaNotAvro(t *testing.T) {
+	hits := map[string]int{}
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits[r.URL.Path]++
+		mu.Unlock()
+		var body any
+		switch r.URL.Path {
+		case "/schemas/ids/43":
+			body = map[string]string{"schemaType": "PROTOBUF", "schema": `syntax = "proto3"; message E { string sid = 1; }`}
+		case "/schemas/ids/44":
+			body = map[string]string{"schemaType": "JSON", "schema": `{"type":"object"}`}
+		case "/schemas/ids/45":
+			body = map[string]any{"schema": schemaV2JSON, "references": []map[string]any{{"name": "x.Other", "subject": "other", "version": 1}}}
+		case "/schemas/ids/46":
+			body = map[string]string{"schema": `{"type":"record","name":"broken","fields":[{"name":"a","type":"nosuchtype"}]}`}
+		case "/schemas/ids/47":
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, `{"error_code":50003,"message":"try later"}`)
+			return
+		}
+		b, _ := json.Marshal(body)
+		w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+		_, _ = w.Write(b)
+	}))
+	defer srv.Close()
+	src, err := NewRegistrySchemas(srv.URL, srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewDecoder(src, 15*time.Minute, func() time.Time { return testNow })
+	ev := sampleEvent()
+	for _, tc := range []struct {
+		id   uint32
+		want string
+	}{{43, "PROTOBUF"}, {44, "JSON"}, {45, "references"}, {46, "nosuchtype"}} {
+		b, _ := Encode(SchemaIDv2, &ev)
+		binary.BigEndian.PutUint32(b[1:], tc.id)
+		for range 3 {
+			_, err := d.Decode(context.Background(), b)
+			var de *DecodeError
+			if !errors.As(err, &de) || de.Stage != "schema" || !strings.Contains(de.Reason, tc.want) {
+				t.Fatalf("id %d: %v, want a schema DecodeError naming %q", tc.id, err, tc.want)
+			}
+		}
+		if n := hits[fmt.Sprintf("/schemas/ids/%d", tc.id)]; n != 1 {
+			t.Errorf("id %d: registry asked %d times, want once (the verdict is cached)", tc.id, n)
+		}
+	}
+	b, _ := Encode(SchemaIDv2, &ev)
+	binary.BigEndian.PutUint32(b[1:], 47)
+	var de *DecodeError
+	if _, err := d.Decode(context.Background(), b); err == nil || errors.As(err, &de) {
+		t.Fatalf("registry answering 503: %v, want a transient error", err)
 	}
 }

@@ -2,8 +2,10 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -15,6 +17,10 @@ import (
 const (
 	HeaderError  = "x-postflight-error"
 	HeaderSource = "x-postflight-source"
+	// HeaderTruncated marks a dead letter whose record was too large for
+	// the dead-letter topic: its value is a prefix (possibly empty) of the
+	// original, whose size in bytes this header holds.
+	HeaderTruncated = "x-postflight-truncated"
 )
 
 type dead struct {
@@ -27,16 +33,17 @@ type dead struct {
 // acknowledged its dead letter (acks=all); a dead-letter topic that cannot be
 // written stops progress and never drops an event.
 type dlq struct {
-	topic string
-	prod  sarama.SyncProducer
-	log   *slog.Logger
-	count metric.Int64Counter
-	in    chan dead
-	done  chan struct{}
+	topic    string
+	maxBytes int // the largest dead letter (Config.DLQMaxBytes)
+	prod     sarama.SyncProducer
+	log      *slog.Logger
+	count    metric.Int64Counter
+	in       chan dead
+	done     chan struct{}
 }
 
-func newDLQ(topic string, prod sarama.SyncProducer, log *slog.Logger, count metric.Int64Counter) *dlq {
-	return &dlq{topic: topic, prod: prod, log: log, count: count, in: make(chan dead, 1024), done: make(chan struct{})}
+func newDLQ(topic string, maxBytes int, prod sarama.SyncProducer, log *slog.Logger, count metric.Int64Counter) *dlq {
+	return &dlq{topic: topic, maxBytes: maxBytes, prod: prod, log: log, count: count, in: make(chan dead, 1024), done: make(chan struct{})}
 }
 
 // send queues a record for the dead-letter topic; it blocks while the queue
@@ -76,28 +83,85 @@ func (d *dlq) run(ctx context.Context) {
 	}
 }
 
-// write sends a batch, retrying until it is acknowledged or ctx ends.
-func (d *dlq) write(ctx context.Context, batch []dead) bool {
-	msgs := make([]*sarama.ProducerMessage, len(batch))
-	for i, x := range batch {
-		rec := x.tk.rec
-		hs := make([]sarama.RecordHeader, 0, len(rec.Headers)+2)
+// Truncation levels of a dead letter the topic cannot take (see letter).
+const (
+	fitLimit   = iota // the original, its value cut to fit maxBytes if it must
+	keepPrefix        // a 1 KiB prefix of the value, no original headers
+	headerOnly        // no value, the key cut to 256 bytes: the reason and source only
+)
+
+// letter builds the dead letter of x at truncation level lvl, at most
+// maxBytes as sarama counts them (its Producer.MaxMessageBytes is the same
+// bound). The index i is kept in Metadata to find x again on failure.
+func (d *dlq) letter(x dead, i, lvl int) *sarama.ProducerMessage {
+	rec := x.tk.rec
+	key, value := rec.Key, rec.Value
+	var hs []sarama.RecordHeader
+	if lvl == fitLimit {
+		hs = make([]sarama.RecordHeader, 0, len(rec.Headers)+3)
 		for _, h := range rec.Headers {
-			if h != nil && string(h.Key) != HeaderError && string(h.Key) != HeaderSource {
+			if h != nil && string(h.Key) != HeaderError && string(h.Key) != HeaderSource && string(h.Key) != HeaderTruncated {
 				hs = append(hs, *h)
 			}
 		}
-		hs = append(hs,
-			sarama.RecordHeader{Key: []byte(HeaderError), Value: []byte(x.reason)},
-			sarama.RecordHeader{Key: []byte(HeaderSource), Value: []byte(fmt.Sprintf("%s/%d/%d", rec.Topic, rec.Partition, rec.Offset))},
-		)
-		msgs[i] = &sarama.ProducerMessage{Topic: d.topic, Headers: hs}
-		if rec.Key != nil {
-			msgs[i].Key = sarama.ByteEncoder(rec.Key)
+	}
+	switch lvl {
+	case keepPrefix:
+		value = value[:min(len(value), 1<<10)]
+	case headerOnly:
+		key, value = key[:min(len(key), 256)], nil
+	}
+	hs = append(hs,
+		sarama.RecordHeader{Key: []byte(HeaderError), Value: []byte(x.reason)},
+		sarama.RecordHeader{Key: []byte(HeaderSource), Value: []byte(fmt.Sprintf("%s/%d/%d", rec.Topic, rec.Partition, rec.Offset))},
+	)
+	truncated := lvl > fitLimit
+	m := &sarama.ProducerMessage{Topic: d.topic, Metadata: i}
+	set := func() {
+		m.Headers, m.Key, m.Value = hs, nil, nil
+		if truncated {
+			m.Headers = append(hs, sarama.RecordHeader{Key: []byte(HeaderTruncated), Value: []byte(strconv.Itoa(len(rec.Value)))})
 		}
-		if rec.Value != nil {
-			msgs[i].Value = sarama.ByteEncoder(rec.Value)
+		if key != nil {
+			m.Key = sarama.ByteEncoder(key)
 		}
+		if value != nil {
+			m.Value = sarama.ByteEncoder(value)
+		}
+	}
+	set()
+	if over := m.ByteSize(2) - d.maxBytes; over > 0 && lvl == fitLimit {
+		// Cut the value by what is over, and room for the marker header.
+		truncated = true
+		value = value[:max(0, len(value)-over-len(HeaderTruncated)-32)]
+		set()
+		if m.ByteSize(2) > d.maxBytes { // the key or headers alone are too large
+			return d.letter(x, i, keepPrefix)
+		}
+	}
+	return m
+}
+
+// tooLarge reports whether a producer error means this record can never be
+// written as it is: over our producer's limit (sarama's ConfigurationError)
+// or over the topic's or broker's (MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE,
+// INVALID_RECORD).
+func tooLarge(err error) bool {
+	var ce sarama.ConfigurationError
+	return errors.As(err, &ce) || errors.Is(err, sarama.ErrMessageSizeTooLarge) ||
+		errors.Is(err, sarama.ErrMessageSetSizeTooLarge) || errors.Is(err, sarama.ErrInvalidRecord)
+}
+
+// write sends a batch, retrying until it is acknowledged or ctx ends. A
+// record refused for its size is sent again truncated (letter's levels);
+// any other failure, or a header-only letter still refused, is retried with
+// backoff: the dead-letter topic is then down or misconfigured, and progress
+// waits for it rather than drop an event.
+func (d *dlq) write(ctx context.Context, batch []dead) bool {
+	level := make([]int, len(batch))
+	msgs := make([]*sarama.ProducerMessage, len(batch))
+	for i, x := range batch {
+		msgs[i] = d.letter(x, i, fitLimit)
 	}
 	bo := backoff.NewExponentialBackOff()
 	bo.MaxInterval = 10 * time.Second
@@ -107,12 +171,28 @@ func (d *dlq) write(ctx context.Context, batch []dead) bool {
 			break
 		}
 		// Resend only what failed: a partial failure lists its messages.
-		if perrs, ok := err.(sarama.ProducerErrors); ok && len(perrs) > 0 {
+		var perrs sarama.ProducerErrors
+		if errors.As(err, &perrs) && len(perrs) > 0 {
 			failed := make([]*sarama.ProducerMessage, 0, len(perrs))
+			shrunk := 0
 			for _, pe := range perrs {
+				i, _ := pe.Msg.Metadata.(int)
+				if tooLarge(pe.Err) && level[i] < headerOnly {
+					level[i]++
+					shrunk++
+					d.log.Warn("dead letter too large for its topic; sending it truncated",
+						"source", fmt.Sprintf("%s/%d/%d", batch[i].tk.rec.Topic, batch[i].tk.rec.Partition, batch[i].tk.rec.Offset),
+						"value_bytes", len(batch[i].tk.rec.Value), "err", pe.Err)
+					failed = append(failed, d.letter(batch[i], i, level[i]))
+					continue
+				}
 				failed = append(failed, pe.Msg)
 			}
 			msgs = failed
+			if shrunk == len(failed) {
+				continue // nothing to wait for: send the truncated letters now
+			}
+			err = perrs[0].Err
 		}
 		d.log.Error("dead-letter write failed; ingest waits for it", "topic", d.topic, "records", len(msgs), "err", err)
 		if !sleep(ctx, bo.NextBackOff()) {

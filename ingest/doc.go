@@ -12,6 +12,7 @@
 //	write.go     writers: Writer.WriteBatch with retries, AIMD concurrency, circuit breaker
 //	commit.go    per-partition tracker: commit only the contiguous prefix that is done
 //	dlq.go       dead letters, acknowledged before their offsets count as done
+//	pause.go     why consumption is paused; readiness and a gauge say so
 //
 // Backpressure: the batcher's pending buffer is bounded in bytes; when it is
 // full, Add blocks, ConsumeClaim stops reading claim.Messages(), and the

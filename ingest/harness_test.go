@@ -167,7 +167,10 @@ func (r *rig) startConsumer(name string, o consumerOpts) *consumer {
 	if endpoint == "" {
 		endpoint = r.ddb
 	}
-	st, err := store.New(testenv.DynamoDBClient(r.t, endpoint), store.Config{Table: r.table}, nil, nil)
+	// The attempt timeout of the old test client's overall bound: this
+	// shared machine's DynamoDB Local can take seconds under load, and a
+	// timeout would count toward the breaker some tests watch.
+	st, err := store.New(testenv.DynamoDBClient(r.t, endpoint), store.Config{Table: r.table, AttemptTimeout: 30 * time.Second}, nil, nil)
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -23,6 +23,11 @@ type Config struct {
 	Topic    string   // default message-events
 	DLQTopic string   // default message-events.dlq
 	Group    string   // consumer group, default postflight
+	// DLQMaxBytes is the largest dead letter written (the producer's
+	// MaxMessageBytes); a larger one is written truncated, marked with
+	// HeaderTruncated. Keep it at or below the dead-letter topic's
+	// max.message.bytes (Kafka's default is 1048588). Default 1000000.
+	DLQMaxBytes int
 
 	Linger         time.Duration // how long a partial batch waits for more, default 5ms
 	MaxConcurrency int           // most write requests in flight (AIMD upper bound), default 64
@@ -75,6 +80,9 @@ func (c *Config) setDefaults() {
 	if c.BreakerFailures == 0 {
 		c.BreakerFailures = 5
 	}
+	if c.DLQMaxBytes == 0 {
+		c.DLQMaxBytes = 1_000_000
+	}
 }
 
 // Validate reports the first invalid field.
@@ -84,6 +92,8 @@ func (c *Config) Validate() error {
 		return errors.New("ingest: the dead-letter topic must differ from the topic")
 	case c.MinConcurrency < 1 || c.MaxConcurrency < c.MinConcurrency:
 		return fmt.Errorf("ingest: concurrency bounds [%d,%d] invalid", c.MinConcurrency, c.MaxConcurrency)
+	case c.DLQMaxBytes < 4096:
+		return errors.New("ingest: the dead-letter size limit must be at least 4096 bytes")
 	case c.MaxPendingMB < 1:
 		return errors.New("ingest: max pending MB must be positive")
 	case c.Linger < 0 || c.DrainTimeout < 0 || c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial:
@@ -110,6 +120,11 @@ func (c *Config) SaramaConfig() *sarama.Config {
 	sc.Producer.RequiredAcks = sarama.WaitForAll
 	sc.Producer.Return.Successes = true
 	sc.Producer.Retry.Max = 10
+	// Set on purpose: a dead letter over it is truncated (dlq.letter),
+	// and sarama also bounds its request batches by it.
+	if c.DLQMaxBytes > 0 {
+		sc.Producer.MaxMessageBytes = c.DLQMaxBytes
+	}
 	sc.Metadata.RefreshFrequency = time.Minute
 	return sc
 }
@@ -125,6 +140,7 @@ type Service struct {
 	batcher *batcher
 	limit   *aimd
 	breaker *gobreaker.CircuitBreaker[struct{}]
+	pauses  *pauses
 	dlq     *dlq
 	lag     sync.Map     // claimKey → claimLag
 	owned   atomic.Int64 // partitions of the topic this process holds
@@ -172,10 +188,11 @@ func New(cfg Config, w Writer, dec *Decoder, log *slog.Logger, mp metric.MeterPr
 		return nil, fmt.Errorf("dead-letter producer: %w", err)
 	}
 	s.client, s.group = client, group
+	s.pauses = newPauses(log, group.PauseAll, group.ResumeAll)
 	if s.m, err = newMetrics(mp.Meter("github.com/postflight/postflight/ingest"), s); err != nil {
 		return nil, err
 	}
-	s.dlq = newDLQ(cfg.DLQTopic, prod, log, s.m.deadLetters)
+	s.dlq = newDLQ(cfg.DLQTopic, cfg.DLQMaxBytes, prod, log, s.m.deadLetters)
 	s.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        "dynamodb",
 		MaxRequests: 1,
@@ -185,9 +202,9 @@ func New(cfg Config, w Writer, dec *Decoder, log *slog.Logger, mp metric.MeterPr
 			log.Warn("dynamodb circuit breaker", "from", from.String(), "to", to.String())
 			switch to {
 			case gobreaker.StateOpen:
-				group.PauseAll() // the backlog waits in Kafka
+				s.pauses.set(pauseBreaker, "dynamodb circuit breaker is open") // the backlog waits in Kafka
 			case gobreaker.StateClosed:
-				group.ResumeAll()
+				s.pauses.clear(pauseBreaker)
 			}
 		},
 	})
@@ -231,10 +248,14 @@ func (s *Service) Run(ctx context.Context) error {
 	return errors.Join(err, cerr)
 }
 
-// Ready reports whether Kafka is reachable and the breaker is not open.
+// Ready reports whether Kafka is reachable and ingest is not paused (the
+// breaker open, DynamoDB refusing this process, configuration too stale).
 func (s *Service) Ready(ctx context.Context) error {
 	if s.breaker.State() == gobreaker.StateOpen {
 		return errors.New("dynamodb circuit breaker is open")
+	}
+	if err := s.pauses.err(); err != nil {
+		return err
 	}
 	if _, err := s.client.Controller(); err != nil {
 		return fmt.Errorf("kafka: %w", err)

@@ -14,8 +14,8 @@ type metrics struct {
 	// them per record would allocate, and so would the variadic slice of a
 	// single option passed to an interface method.
 	final, nonFinal []metric.AddOption
-	byOutcome       [postflight.Unavailable + 1][]metric.AddOption
-	retryBy         [postflight.Unavailable + 1][]metric.AddOption
+	byOutcome       [postflight.NumWriteOutcomes][]metric.AddOption
+	retryBy         [postflight.NumWriteOutcomes][]metric.AddOption
 	retryOpen       []metric.AddOption
 
 	records     metric.Int64Counter // by result: final, non_final, dead_letter
@@ -60,6 +60,10 @@ func newMetrics(m metric.Meter, s *Service) (metrics, error) {
 	if err != nil {
 		return x, err
 	}
+	paused, err := m.Int64ObservableGauge("postflight.ingest.paused", metric.WithDescription("1 while ingest is paused for a cause (breaker_open, dynamodb_refused, stale_account_config), else 0."))
+	if err != nil {
+		return x, err
+	}
 	lag, err := m.Int64ObservableGauge("postflight.ingest.lag", metric.WithDescription("Records behind the high-water mark and not yet committed, by partition."))
 	if err != nil {
 		return x, err
@@ -69,12 +73,19 @@ func newMetrics(m metric.Meter, s *Service) (metrics, error) {
 		l, _ := s.limit.current()
 		o.ObserveFloat64(limit, l)
 		o.ObserveInt64(breaker, int64(s.breaker.State()))
+		for _, c := range []string{pauseBreaker, pauseMisconfigured, pauseStaleConfig} {
+			v := int64(0)
+			if s.pauses.active(c) {
+				v = 1
+			}
+			o.ObserveInt64(paused, v, metric.WithAttributes(attribute.String("cause", c)))
+		}
 		s.lag.Range(func(k, v any) bool {
 			ck := k.(claimKey)
 			o.ObserveInt64(lag, v.(claimLag).value(), metric.WithAttributes(attribute.String("topic", ck.topic), attribute.Int("partition", int(ck.part))))
 			return true
 		})
 		return nil
-	}, pending, limit, breaker, lag)
+	}, pending, limit, breaker, paused, lag)
 	return x, err
 }

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -81,6 +82,7 @@ func (s *Service) writeBatch(ctx context.Context, batch []*item) {
 			continue // nothing was sent
 		}
 		throttled := false
+		var refused error // DynamoDB refused this process (Misconfigured)
 		keep := batch[:0]
 		for i, it := range batch {
 			r := res[i]
@@ -88,12 +90,20 @@ func (s *Service) writeBatch(ctx context.Context, batch []*item) {
 			case r.Outcome.Done():
 				s.finish(ctx, it, r)
 			default:
-				if r.Outcome == postflight.Throttled {
+				switch r.Outcome {
+				case postflight.Throttled:
 					throttled = true
+				case postflight.Misconfigured:
+					refused = cmp.Or(refused, r.Err, errUnavailable)
 				}
 				s.m.retries.Add(ctx, 1, s.m.retryBy[r.Outcome]...)
 				keep = append(keep, it)
 			}
+		}
+		if refused != nil {
+			s.pauses.set(pauseMisconfigured, refused.Error())
+		} else if len(keep) < len(batch) {
+			s.pauses.clear(pauseMisconfigured)
 		}
 		s.limit.release(throttled, time.Now())
 		if len(keep) < len(batch) {

@@ -90,10 +90,18 @@ func (s *Store) Account(account string) AccountConfig {
 // Config.ConfigMaxAge, reading it from DynamoDB when the cache is older. The
 // API uses it so that a retention change hides old records at once.
 func (s *Store) FreshAccount(ctx context.Context, account string) (AccountConfig, error) {
-	now := s.cfg.Now()
-	if c, ok := s.acc.get(account); ok && now.Sub(c.fetched) < s.cfg.ConfigMaxAge {
+	if c, ok := s.acc.get(account); ok && s.cfg.Now().Sub(c.fetched) < s.cfg.ConfigMaxAge {
 		return c.AccountConfig, nil
 	}
+	return s.readAccount(ctx, account)
+}
+
+// readAccount reads an account's configuration from DynamoDB (consistent
+// read) and caches it (unless a newer version is cached). The cached entry
+// is never evicted first: readers (ingest, on every write) keep the last
+// known configuration until the new one replaces it, never the defaults.
+func (s *Store) readAccount(ctx context.Context, account string) (AccountConfig, error) {
+	now := s.cfg.Now()
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      &s.table,
 		Key:            cfgKey(account),
@@ -210,10 +218,8 @@ var ErrConflict = errors.New("concurrent change, retry")
 // with optimistic concurrency, retrying a few times on conflict.
 func (s *Store) updateAccount(ctx context.Context, account string, change func(*AccountConfig) (bool, error)) (AccountConfig, error) {
 	for range 5 {
-		s.acc.mu.Lock()
-		delete(s.acc.m, account) // force a read
-		s.acc.mu.Unlock()
-		cur, err := s.FreshAccount(ctx, account)
+		cur, err := s.readAccount(ctx, account) // read through: never evict
+
 		if err != nil {
 			return cur, err
 		}

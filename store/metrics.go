@@ -9,7 +9,7 @@ import (
 
 type metrics struct {
 	// Precomputed, and passed on with "...": no allocation per write.
-	outcomeAttrs [postflight.Unavailable + 1][]metric.AddOption
+	outcomeAttrs [postflight.NumWriteOutcomes][]metric.AddOption
 
 	writes    metric.Int64Counter     // by outcome
 	requests  metric.Int64Counter     // by operation and result

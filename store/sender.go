@@ -56,6 +56,8 @@ type batchSender struct {
 	accountMode  aws.AccountIDEndpointMode
 	disableHTTPS bool
 
+	attemptTimeout time.Duration // per send; 0: none (deadline.go)
+
 	mu        sync.Mutex
 	endpoints map[string]resolvedEndpoint // by account ID ("" if none)
 }
@@ -137,7 +139,13 @@ type statementResult struct {
 // send sends one BatchExecuteStatement whose JSON body is body and returns
 // the per-statement results. Errors are the SDK's types (see classify).
 func (b *batchSender) send(ctx context.Context, body []byte) ([]statementResult, error) {
-	res, err := b.do(ctx, body)
+	var res []statementResult
+	var err error
+	if b.attemptTimeout > 0 {
+		res, err = withAttemptDeadline(ctx, b.attemptTimeout, func(ctx context.Context) ([]statementResult, error) { return b.do(ctx, body) })
+	} else {
+		res, err = b.do(ctx, body)
+	}
 	if err != nil {
 		return nil, &smithy.OperationError{ServiceID: "DynamoDB", OperationName: "BatchExecuteStatement", Err: err}
 	}

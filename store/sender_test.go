@@ -166,7 +166,14 @@ func TestSenderErrorsLikeSDK(t *testing.T) {
 		{"error type header", 400, `{}`, "ThrottlingException:http://internal.amazon.com/coral/", nil, "throttled", true},
 		{"internal", 500, `{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"oops"}`, "", nil, "unavailable", true},
 		{"bad gateway", 502, `<html>bad gateway</html>`, "", nil, "unavailable", true},
-		{"validation", 400, `{"__type":"com.amazon.coral.validate#ValidationException","Message":"bad"}`, "", nil, "unavailable", false},
+		{"validation", 400, `{"__type":"com.amazon.coral.validate#ValidationException","Message":"bad"}`, "", nil, "rejected", false},
+		{"serialization", 400, `{"__type":"com.amazon.coral.service#SerializationException","Message":"bad"}`, "", nil, "rejected", false},
+		{"access denied", 400, `{"__type":"com.amazon.coral.service#AccessDeniedException","Message":"no"}`, "", nil, "misconfigured", false},
+		{"no table", 400, `{"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":"Requested resource not found"}`, "", nil, "misconfigured", false},
+		{"bad credentials", 400, `{"__type":"com.amazon.coral.service#UnrecognizedClientException","message":"The security token included in the request is invalid."}`, "", nil, "misconfigured", false},
+		{"unknown client fault", 400, `{"__type":"com.amazon.coral.service#SomethingNewException","message":"?"}`, "", nil, "misconfigured", false},
+		{"transaction conflict", 400, `{"__type":"com.amazonaws.dynamodb.v20120810#TransactionConflictException","message":"conflict"}`, "", nil, "throttled", true},
+		{"service unavailable", 503, `{"__type":"com.amazonaws.dynamodb.v20120810#ServiceUnavailable","message":"later"}`, "", nil, "unavailable", true},
 		{"connection", 0, ``, "", errors.New("connection reset by peer"), "unavailable", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -32,6 +32,11 @@ type Config struct {
 	MaxClockSkew time.Duration // default 15m
 	// ListFanout bounds the concurrent shard queries of one list request.
 	ListFanout int // default 16
+	// AttemptTimeout bounds every attempt of every DynamoDB request the
+	// store makes (the hand-sent write batch and each SDK call attempt): an
+	// endpoint that accepts and never answers costs a transient failure
+	// after it, not the TCP timeout.
+	AttemptTimeout time.Duration // default 5s
 
 	// Hot-account detection (hot.go). HotShardUnits is the index write
 	// units/s per shard it sizes for: an account whose fleet-wide rate
@@ -82,6 +87,9 @@ func (c *Config) setDefaults() {
 	if c.ListFanout == 0 {
 		c.ListFanout = 16
 	}
+	if c.AttemptTimeout == 0 {
+		c.AttemptTimeout = 5 * time.Second
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -112,7 +120,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("store: default retention %d days out of range [%d,%d]", c.DefaultRetentionDays, MinRetentionDays, MaxRetentionDays)
 	case c.DefaultShards < 1 || c.DefaultShards > 256:
 		return fmt.Errorf("store: default shards %d out of range [1,256]", c.DefaultShards)
-	case c.ConfigRefresh < 0 || c.ConfigMaxAge < 0 || c.MaxClockSkew < 0 || c.ListFanout < 0:
+	case c.ConfigRefresh < 0 || c.ConfigMaxAge < 0 || c.MaxClockSkew < 0 || c.ListFanout < 0 || c.AttemptTimeout < 0:
 		return errors.New("store: durations and fan-out must not be negative")
 	case math.IsNaN(c.HotShardUnits) || math.IsInf(c.HotShardUnits, 0):
 		return fmt.Errorf("store: hot shard units %v must be finite", c.HotShardUnits)
@@ -156,7 +164,9 @@ func New(db *dynamodb.Client, cfg Config, log *slog.Logger, mp metric.MeterProvi
 	if mp == nil {
 		mp = noop.NewMeterProvider()
 	}
+	db = withAttemptTimeout(db, cfg.AttemptTimeout)
 	s := &Store{db: db, cfg: cfg, log: log, table: cfg.Table, batch: newBatchSender(db)}
+	s.batch.attemptTimeout = cfg.AttemptTimeout
 	meter := mp.Meter("github.com/postflight/postflight/store")
 	var err error
 	if s.m, err = newMetrics(meter); err != nil {

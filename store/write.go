@@ -118,6 +118,12 @@ func (s *Store) execute(ctx context.Context, idx []int, encs []*encoded, k stmtK
 	}
 	if err != nil {
 		o := classify(err)
+		if o == postflight.Rejected && len(idx) > 1 {
+			// A client fault: one statement's item is to blame. Split
+			// until it is alone, so it alone is rejected.
+			h := len(idx) / 2
+			return append(s.execute(ctx, idx[:h:h], encs, k, res, next), s.execute(ctx, idx[h:], encs, k, res, next)...)
+		}
 		for _, i := range idx {
 			res[i] = postflight.WriteResult{Outcome: o, Err: err}
 		}
@@ -200,12 +206,7 @@ func (s *Store) resolve(ctx context.Context, e *encoded) postflight.WriteResult 
 		case errors.As(err, &ccf), errors.As(err, &dup):
 			continue // changed under us: read again
 		default:
-			o := classify(err)
-			var ve interface{ ErrorCode() string }
-			if errors.As(err, &ve) && ve.ErrorCode() == "ValidationException" {
-				o = postflight.Rejected
-			}
-			return postflight.WriteResult{Outcome: o, Err: err}
+			return postflight.WriteResult{Outcome: classify(err), Err: err}
 		}
 	}
 	return postflight.WriteResult{Outcome: postflight.Unavailable, Err: errors.New("item kept changing while resolving a conditional write")}

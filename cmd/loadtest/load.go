@@ -78,7 +78,7 @@ func runLoad(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	db, err := awsconf.DynamoClient(ctx, cfg.DynamoDBEndpoint, getenv)
+	db, err := awsconf.DynamoClient(ctx, cfg.DynamoDBEndpoint, getenv, 0)
 	if err != nil {
 		return err
 	}

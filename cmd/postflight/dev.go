@@ -88,7 +88,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if f.dynamodbEndpoint == "" {
 		f.dynamodbEndpoint = ddb.Endpoint()
 	}
-	db, err := awsconf.DynamoClient(ctx, f.dynamodbEndpoint, getenv)
+	db, err := awsconf.DynamoClient(ctx, f.dynamodbEndpoint, getenv, f.dynamodbAttemptTimeout)
 	if err != nil {
 		return err
 	}

@@ -50,6 +50,10 @@ type serveFlags struct {
 	retentionDays    int
 	gogc             int
 
+	// Reliability bounds.
+	dynamodbAttemptTimeout time.Duration
+	dlqMaxBytes            int
+
 	// API noisy-neighbour limits and the retention re-stamp job.
 	requestTimeout   time.Duration
 	ratePerToken     float64
@@ -87,12 +91,14 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxListInflight, "max-list-inflight", 32, "most list reads of DynamoDB in flight in this process; identical concurrent lists share one")
 	fs.DurationVar(&f.listQueueTimeout, "list-queue-timeout", time.Second, "how long a list waits for a --max-list-inflight slot before a 503")
 	fs.Float64Var(&f.restampRate, "restamp-rate", 500, "records per second the retention re-stamp job rewrites after a retention change (negative: no limit)")
+	fs.IntVar(&f.dlqMaxBytes, "dlq-max-bytes", 1_000_000, "largest dead letter written; a larger one keeps a prefix of its value and the x-postflight-truncated header (keep at or below the dead-letter topic's max.message.bytes)")
 	fs.IntVar(&f.gogc, "gogc", 400, "Go GC target percentage (GOGC); the pending buffer bounds the live heap, so a higher target trades memory for CPU")
 }
 
 func (f *serveFlags) registerTable(fs *flag.FlagSet) {
 	fs.StringVar(&f.table, "table", "postflight-messages", "DynamoDB table")
 	fs.StringVar(&f.dynamodbEndpoint, "dynamodb-endpoint", "", "DynamoDB endpoint URL (empty: the AWS SDK's resolution, which honours AWS_ENDPOINT_URL_DYNAMODB)")
+	fs.DurationVar(&f.dynamodbAttemptTimeout, "dynamodb-attempt-timeout", 5*time.Second, "deadline of each DynamoDB request attempt; one that gets no answer by then is retried")
 }
 
 func splitList(s string) []string {

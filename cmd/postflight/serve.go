@@ -51,7 +51,7 @@ func serve(ctx context.Context, f serveFlags, getenv func(string) string, log *s
 		return err
 	}
 	defer tel.Provider.Shutdown(context.WithoutCancel(ctx))
-	db, err := awsconf.DynamoClient(ctx, f.dynamodbEndpoint, getenv)
+	db, err := awsconf.DynamoClient(ctx, f.dynamodbEndpoint, getenv, f.dynamodbAttemptTimeout)
 	if err != nil {
 		return err
 	}
@@ -68,7 +68,7 @@ func serve(ctx context.Context, f serveFlags, getenv func(string) string, log *s
 	st, err := store.New(db, store.Config{
 		Table: f.table, DefaultShards: f.defaultShards, DefaultRetentionDays: f.retentionDays,
 		ConfigRefresh: f.configRefresh, Restamp: store.RestampConfig{Rate: f.restampRate},
-		HotFleetScale: fleetScale,
+		HotFleetScale: fleetScale, AttemptTimeout: f.dynamodbAttemptTimeout,
 	}, log.With("component", "store"), tel.Provider)
 	if err != nil {
 		return err
@@ -83,7 +83,7 @@ func serve(ctx context.Context, f serveFlags, getenv func(string) string, log *s
 		}
 	}
 	icfg := ingest.Config{
-		Brokers: splitList(f.brokers), Topic: f.topic, DLQTopic: f.dlqTopic, Group: f.group,
+		Brokers: splitList(f.brokers), Topic: f.topic, DLQTopic: f.dlqTopic, Group: f.group, DLQMaxBytes: f.dlqMaxBytes,
 		DrainTimeout: f.drainTimeout, MaxConcurrency: f.maxConcurrency, MaxPendingMB: f.maxPendingMB, Linger: f.linger,
 	}
 	dec := ingest.NewDecoder(schemas, st.Config().MaxClockSkew, nil)

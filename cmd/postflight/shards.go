@@ -60,7 +60,7 @@ func runShards(ctx context.Context, args []string, getenv func(string) string, s
 	} else if *shards != 0 || *from != "" {
 		return errors.New("show takes no --shards or --from")
 	}
-	db, err := awsconf.DynamoClient(ctx, f.dynamodbEndpoint, getenv)
+	db, err := awsconf.DynamoClient(ctx, f.dynamodbEndpoint, getenv, f.dynamodbAttemptTimeout)
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,7 @@ func runTableCreate(ctx context.Context, args []string, getenv func(string) stri
 		return err
 	}
 	log, _ := newLogger("info", stderr)
-	db, err := awsconf.DynamoClient(ctx, f.dynamodbEndpoint, getenv)
+	db, err := awsconf.DynamoClient(ctx, f.dynamodbEndpoint, getenv, f.dynamodbAttemptTimeout)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -23,14 +24,23 @@ import (
 // ingest pipeline's write concurrency plus the API's list fan-out.
 const MaxIdleConns = 256
 
+// DefaultResponseHeaderTimeout is the transport's ResponseHeaderTimeout when
+// the caller gives none: the store's default attempt timeout.
+const DefaultResponseHeaderTimeout = 5 * time.Second
+
 // WriteBufferSize is each connection's write buffer.
 const WriteBufferSize = 64 << 10
 
 // DynamoClient builds a DynamoDB client from the SDK's default chain
 // (AWS_REGION, credentials, profiles, web identity). An explicit endpoint overrides the resolution; for a loopback one
 // (DynamoDB Local) without a region or access key in the environment, a
-// dummy region and static credentials are filled in.
-func DynamoClient(ctx context.Context, endpoint string, getenv func(string) string) (*dynamodb.Client, error) {
+// dummy region and static credentials are filled in. responseHeaderTimeout
+// (0: DefaultResponseHeaderTimeout) bounds the wait for an answer's headers
+// on every request, so a connection that accepts and never answers fails.
+func DynamoClient(ctx context.Context, endpoint string, getenv func(string) string, responseHeaderTimeout time.Duration) (*dynamodb.Client, error) {
+	if responseHeaderTimeout <= 0 {
+		responseHeaderTimeout = DefaultResponseHeaderTimeout
+	}
 	var opts []func(*config.LoadOptions) error
 	if isLoopback(endpoint) {
 		if getenv("AWS_REGION") == "" && getenv("AWS_DEFAULT_REGION") == "" {
@@ -50,6 +60,7 @@ func DynamoClient(ctx context.Context, endpoint string, getenv func(string) stri
 		// default the headers and the body go out in separate write
 		// syscalls; with WriteBufferSize most requests leave in one.
 		tr.WriteBufferSize = WriteBufferSize
+		tr.ResponseHeaderTimeout = responseHeaderTimeout
 	})))
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {

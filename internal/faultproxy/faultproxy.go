@@ -2,7 +2,8 @@
 // (DynamoDB Local in tests) that injects faults on command: DynamoDB's own
 // throttling errors (HTTP 400 with ThrottlingException or
 // ProvisionedThroughputExceededException in its JSON error format), 500 and
-// 503 answers, dropped connections, and added latency. Everything it does not
+// 503 answers, dropped connections, connections that never answer, and added
+// latency. Everything it does not
 // fault it forwards unchanged, so the client under test talks to the real
 // thing in between faults.
 //
@@ -12,17 +13,22 @@
 package faultproxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,10 +55,26 @@ const (
 	// withholds the answer until the client gives up and closes its
 	// connection: the client cannot tell whether its write happened.
 	LoseAnswer
+	// Hang reads the request and never answers: the connection stays open
+	// until the client gives up (or the proxy closes).
+	Hang
+	// Validation answers 400 ValidationException, as DynamoDB does for a
+	// request it finds malformed (a bad value, an item over 400 KB).
+	Validation
+	// AccessDenied answers 400 AccessDeniedException.
+	AccessDenied
+	// StatementThrottle and StatementInternalError fault single statements
+	// of a BatchExecuteStatement: the statements whose JSON contains
+	// Fault.Match are taken out of the request, the rest is forwarded, and
+	// the answer (200) carries ThrottlingError or InternalServerError at the
+	// faulted statements' places. Count counts requests faulted.
+	StatementThrottle
+	StatementInternalError
 	numKinds
 )
 
-var kindNames = [numKinds]string{"forward", "throttle", "provisioned_throughput", "internal_error", "unavailable", "drop", "lose_answer"}
+var kindNames = [numKinds]string{"forward", "throttle", "provisioned_throughput", "internal_error", "unavailable", "drop", "lose_answer",
+	"hang", "validation", "access_denied", "statement_throttle", "statement_internal_error"}
 
 func (k Kind) String() string {
 	if k >= 0 && k < numKinds {
@@ -78,6 +100,16 @@ var answers = map[Kind]errorAnswer{
 		"Internal server error"},
 	Unavailable: {http.StatusServiceUnavailable, "com.amazonaws.dynamodb.v20120810#ServiceUnavailable",
 		"Service unavailable"},
+	Validation: {http.StatusBadRequest, "com.amazon.coral.validate#ValidationException",
+		"Item size has exceeded the maximum allowed size (faultproxy)"},
+	AccessDenied: {http.StatusBadRequest, "com.amazon.coral.service#AccessDeniedException",
+		"User: arn:aws:iam::000000000000:user/faultproxy is not authorized to perform: dynamodb:PartiQLInsert"},
+}
+
+// statementErrors are the per-statement errors of the Statement kinds.
+var statementErrors = map[Kind][2]string{
+	StatementThrottle:      {"ThrottlingError", "Throughput exceeds the current capacity of your table or index (faultproxy)"},
+	StatementInternalError: {"InternalServerError", "Internal server error (faultproxy)"},
 }
 
 // Fault is one fault rule. The proxy holds at most one at a time.
@@ -92,6 +124,9 @@ type Fault struct {
 	// X-Amz-Target after the dot, e.g. "BatchExecuteStatement"); other
 	// requests are forwarded.
 	Ops []string
+	// Match, if set, restricts the fault to requests whose body contains it
+	// (e.g. one message SID); the Statement kinds need it.
+	Match []byte
 }
 
 // Counts are the proxy's counters since it started.
@@ -236,13 +271,13 @@ func (p *Proxy) expireLocked(now time.Time) {
 
 // decide returns what to do with a request of operation op, taking a unit of
 // the active fault's count if it applies.
-func (p *Proxy) decide(op string) (Kind, time.Duration) {
+func (p *Proxy) decide(op string, body []byte) (Kind, []byte, time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.expireLocked(time.Now())
 	f := p.fault
-	if f == nil || (len(f.Ops) > 0 && !slices.Contains(f.Ops, op)) {
-		return Forward, p.latency
+	if f == nil || (len(f.Ops) > 0 && !slices.Contains(f.Ops, op)) || (len(f.Match) > 0 && !bytes.Contains(body, f.Match)) {
+		return Forward, nil, p.latency
 	}
 	if f.Count > 0 {
 		p.left--
@@ -250,7 +285,7 @@ func (p *Proxy) decide(op string) (Kind, time.Duration) {
 			p.fault = nil
 		}
 	}
-	return f.Kind, 0
+	return f.Kind, f.Match, 0
 }
 
 // ServeHTTP implements http.Handler.
@@ -264,7 +299,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.byOp[op]++
 	p.opsMu.Unlock()
 
-	kind, latency := p.decide(op)
+	// Read the request as DynamoDB would before answering, so the client
+	// is not cut off mid-send (and so faults can match its body).
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	kind, match, latency := p.decide(op, body)
 	if kind == Forward {
 		if latency > 0 && !wait(r.Context(), latency) {
 			return
@@ -274,14 +316,19 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.faulted[kind].Add(1)
-	if kind == LoseAnswer {
+	if _, ok := statementErrors[kind]; ok {
+		p.faultStatements(w, r, body, kind, match)
+		return
+	}
+	switch kind {
+	case Hang:
+		<-r.Context().Done()
+		return
+	case LoseAnswer:
 		p.rp.ServeHTTP(discard{h: http.Header{}}, r)
 		<-r.Context().Done() // the client went away (or the proxy closed)
 		return
 	}
-	// Read the request as DynamoDB would before answering, so the client
-	// is not cut off mid-send.
-	_, _ = io.Copy(io.Discard, r.Body)
 	if kind == Drop {
 		hj, ok := w.(http.Hijacker)
 		if !ok {
@@ -294,13 +341,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := answers[kind]
-	body := fmt.Sprintf(`{"__type":%q,"message":%q}`, a.typ, a.message)
+	answer := fmt.Sprintf(`{"__type":%q,"message":%q}`, a.typ, a.message)
 	h := w.Header()
 	h.Set("Content-Type", "application/x-amz-json-1.0")
 	h.Set("X-Amzn-Requestid", requestID())
-	h.Set("Content-Length", fmt.Sprint(len(body)))
+	h.Set("Content-Length", fmt.Sprint(len(answer)))
 	w.WriteHeader(a.status)
-	_, _ = io.WriteString(w, body)
+	_, _ = io.WriteString(w, answer)
 }
 
 // discard is a ResponseWriter that throws the answer away.
@@ -325,4 +372,62 @@ func requestID() string {
 	var b [18]byte
 	_, _ = rand.Read(b[:])
 	return strings.ToUpper(hex.EncodeToString(b[:]))
+}
+
+// faultStatements answers a BatchExecuteStatement whose statements holding
+// match fail with kind's error; the others are forwarded to DynamoDB.
+func (p *Proxy) faultStatements(w http.ResponseWriter, r *http.Request, body []byte, kind Kind, match []byte) {
+	var in struct{ Statements []json.RawMessage }
+	if err := json.Unmarshal(body, &in); err != nil {
+		http.Error(w, "faultproxy: not a BatchExecuteStatement body", http.StatusBadRequest)
+		return
+	}
+	hit := make([]bool, len(in.Statements))
+	var keep []json.RawMessage
+	for i, st := range in.Statements {
+		if hit[i] = bytes.Contains(st, match); !hit[i] {
+			keep = append(keep, st)
+		}
+	}
+	var forwarded []json.RawMessage
+	h := w.Header()
+	if len(keep) > 0 {
+		fb, _ := json.Marshal(map[string]any{"Statements": keep})
+		r2 := r.Clone(r.Context())
+		r2.Body, r2.ContentLength = io.NopCloser(bytes.NewReader(fb)), int64(len(fb))
+		r2.Header.Set("Content-Length", strconv.Itoa(len(fb)))
+		rec := httptest.NewRecorder()
+		p.forwarded.Add(1)
+		p.rp.ServeHTTP(rec, r2)
+		var out struct{ Responses []json.RawMessage }
+		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &out) != nil || len(out.Responses) != len(keep) {
+			// Pass DynamoDB's own failure on as it is.
+			for k, v := range rec.Header() {
+				h[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(rec.Body.Bytes())
+			return
+		}
+		forwarded = out.Responses
+		h.Set("X-Amzn-Requestid", rec.Header().Get("X-Amzn-Requestid"))
+	} else {
+		h.Set("X-Amzn-Requestid", requestID())
+	}
+	e := statementErrors[kind]
+	faulted, _ := json.Marshal(map[string]any{"Error": map[string]string{"Code": e[0], "Message": e[1]}})
+	resps := make([]json.RawMessage, len(in.Statements))
+	for i := range resps {
+		if hit[i] {
+			resps[i] = faulted
+		} else {
+			resps[i], forwarded = forwarded[0], forwarded[1:]
+		}
+	}
+	ob, _ := json.Marshal(map[string]any{"Responses": resps})
+	h.Set("Content-Type", "application/x-amz-json-1.0")
+	h.Set("Content-Length", strconv.Itoa(len(ob)))
+	h.Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(ob)), 10))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(ob)
 }
