@@ -14,7 +14,6 @@ import (
 
 	"github.com/postflight/postflight"
 	"github.com/postflight/postflight/keydesign"
-	"github.com/postflight/postflight/store"
 )
 
 type messagePage struct {
@@ -179,8 +178,8 @@ func parseETag(h string) (int64, bool) {
 	return n, err == nil && n >= 0
 }
 
-func (b *patchBody) validate() (store.Patch, error) {
-	var p store.Patch
+func (b *patchBody) validate() (postflight.Patch, error) {
+	var p postflight.Patch
 	var errs []error
 	bad := func(f, reason string) { errs = append(errs, &postflight.FieldError{Field: f, Reason: reason}) }
 	if b.Body == nil && b.PriceMicros == nil && b.PriceUnit == nil {
@@ -235,7 +234,7 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error) {
 		p := serviceUnavailable(time.Second)
 		p.Detail = "the request deadline passed"
 		writeProblem(w, p)
-	case store.IsTransient(err):
+	case errors.Is(err, postflight.ErrUnavailable):
 		s.log.Warn("store unavailable", "path", r.URL.Path, "err", err)
 		writeProblem(w, serviceUnavailable(time.Second))
 	default:

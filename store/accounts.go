@@ -201,9 +201,6 @@ func (s *Store) Run(ctx context.Context) error {
 	}
 }
 
-// ErrConflict means concurrent changes kept winning; the caller may retry.
-var ErrConflict = errors.New("concurrent change, retry")
-
 // updateAccount applies change to the stored configuration of an account
 // with optimistic concurrency, retrying a few times on conflict.
 func (s *Store) updateAccount(ctx context.Context, account string, change func(*AccountConfig) (bool, error)) (AccountConfig, error) {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -12,6 +13,9 @@ import (
 
 	"github.com/postflight/postflight"
 )
+
+// ErrConflict means concurrent changes kept winning; the caller may retry.
+var ErrConflict = postflight.ErrConflict
 
 // classify maps a request-level error to the outcome of every item in it.
 func classify(err error) postflight.WriteOutcome {
@@ -58,3 +62,20 @@ func IsTransient(err error) bool {
 	return retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(err).Bool() ||
 		classify(err) == postflight.Throttled
 }
+
+// wrapErr adds context to a request error and, when it is transient, makes
+// it match postflight.ErrUnavailable, so callers that only know the domain
+// (the API) can tell a retryable failure from a broken one.
+func wrapErr(op string, err error) error {
+	err = fmt.Errorf("%s: %w", op, err)
+	if IsTransient(err) {
+		return transientError{err}
+	}
+	return err
+}
+
+type transientError struct{ error }
+
+func (e transientError) Unwrap() error { return e.error }
+
+func (e transientError) Is(target error) bool { return target == postflight.ErrUnavailable }

@@ -14,12 +14,8 @@ import (
 	"github.com/postflight/postflight/keydesign"
 )
 
-// Patch is an API correction of a stored message. A nil field is left alone.
-type Patch struct {
-	Redact      bool    // set the body to "" for good
-	PriceMicros *int64  // correct the price; pins it against later events
-	PriceUnit   *string // correct the currency; pins it too
-}
+// Patch is the domain's correction of a stored message.
+type Patch = postflight.Patch
 
 // Update applies a correction. ifRevision, when not nil, must equal the
 // stored revision (the API's If-Match) or ErrPreconditionFailed is returned.
@@ -38,7 +34,7 @@ func (s *Store) Update(ctx context.Context, account, sid string, p Patch, ifRevi
 		out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key, ConsistentRead: aws.Bool(true)})
 		s.observe(ctx, "patch", start, err)
 		if err != nil {
-			return postflight.Message{}, fmt.Errorf("read message: %w", err)
+			return postflight.Message{}, wrapErr("read message", err)
 		}
 		m, ok, err := decodeItem(out.Item)
 		if err != nil {
@@ -90,7 +86,7 @@ func (s *Store) Update(ctx context.Context, account, sid string, p Patch, ifRevi
 			continue // an event or another patch landed in between: read again
 		}
 		if err != nil {
-			return postflight.Message{}, fmt.Errorf("update message: %w", err)
+			return postflight.Message{}, wrapErr("update message", err)
 		}
 		m, ok, err = decodeItem(upd.Attributes)
 		if err != nil {
@@ -137,7 +133,7 @@ func (s *Store) Delete(ctx context.Context, account, sid string) error {
 	})
 	s.observe(ctx, "delete", start, err)
 	if err != nil {
-		return fmt.Errorf("delete message: %w", err)
+		return wrapErr("delete message", err)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package store
 import (
 	"container/heap"
 	"context"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -31,7 +30,7 @@ func (s *Store) Get(ctx context.Context, account, sid string) (postflight.Messag
 	})
 	s.observe(ctx, "get", start, err)
 	if err != nil {
-		return postflight.Message{}, fmt.Errorf("get message: %w", err)
+		return postflight.Message{}, wrapErr("get message", err)
 	}
 	m, ok, err := decodeItem(out.Item)
 	if err != nil {
@@ -47,27 +46,12 @@ func (s *Store) retentionCutoff(acc AccountConfig) time.Time {
 	return s.cfg.Now().Add(-days(acc.RetentionDays))
 }
 
-// ListQuery selects one account's messages created in [Start, End), newest
-// first, optionally filtered by To, From and Statuses.
-type ListQuery struct {
-	Account    string
-	Start, End time.Time
-	To, From   string
-	Statuses   []postflight.Status
-	PageSize   int
-	// After resumes a previous page: only messages strictly older (in
-	// date_created, then SID order) than this index sort key are returned.
-	After string
-}
-
-// ListPage is one page of a list: exactly PageSize messages unless it is the
-// last page. Last is the index sort key of the last message, for the next
-// page's After; More says whether another page exists.
-type ListPage struct {
-	Messages []postflight.Message
-	Last     string
-	More     bool
-}
+// ListQuery and ListPage are the domain's (the API declares its own
+// interface in terms of them).
+type (
+	ListQuery = postflight.ListQuery
+	ListPage  = postflight.ListPage
+)
 
 // List returns one page of an account's messages. It queries every index
 // shard of the epochs the range overlaps in parallel (at most ListFanout at
@@ -213,7 +197,7 @@ func (c *shardCursor) fetch(ctx context.Context) error {
 		out, err := c.s.db.Query(ctx, c.in)
 		c.s.observe(ctx, "query", start, err)
 		if err != nil {
-			return fmt.Errorf("query index: %w", err)
+			return wrapErr("query index", err)
 		}
 		for _, item := range out.Items {
 			m, ok, err := decodeItem(item)
