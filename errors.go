@@ -17,6 +17,10 @@ var (
 	// (throttling, 5xx, network). Errors that match it with errors.Is wrap
 	// the cause.
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrCorruptRecord: a stored record cannot be read (unknown format,
+	// truncated or overlong data). The store counts and logs it where it
+	// finds it.
+	ErrCorruptRecord = errors.New("stored record is corrupt")
 )
 
 // FieldError says which field of an event or request is invalid and why. It

@@ -87,6 +87,7 @@ func TestContract(t *testing.T) {
 		{ok, "GET", m + "/SM1", "", "", nil, false, 400},
 		{mk(api.NewStubStore(postflight.ErrNotFound), nil), "GET", one, "", "", nil, false, 404},
 		{mk(api.NewStubStore(errors.New("boom")), nil), "GET", one, "", "", nil, false, 500},
+		{mk(api.NewStubStore(fmt.Errorf("item %s: %w", sid, postflight.ErrCorruptRecord)), nil), "GET", one, "", "", nil, false, 500},
 		{ok, "PATCH", one, "application/merge-patch+json", `{"body":""}`, nil, false, 200},
 		{ok, "PATCH", one, "application/json", `{"price_micros":-5,"price_unit":"EUR"}`, []string{"If-Match", `"2"`}, false, 200},
 		{ok, "PATCH", one, "application/json", `{"body":""}`, []string{"If-Match", `"1"`}, false, 412},

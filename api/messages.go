@@ -234,6 +234,11 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error) {
 		p := serviceUnavailable(time.Second)
 		p.Detail = "the request deadline passed"
 		writeProblem(w, p)
+	case errors.Is(err, postflight.ErrCorruptRecord):
+		// The store counted and logged it, with the item's keys.
+		p := internalError()
+		p.Detail = "the stored record could not be read"
+		writeProblem(w, p)
 	case errors.Is(err, postflight.ErrUnavailable):
 		s.log.Warn("store unavailable", "path", r.URL.Path, "err", err)
 		writeProblem(w, serviceUnavailable(time.Second))

@@ -36,7 +36,7 @@ func (s *Store) Update(ctx context.Context, account, sid string, p Patch, ifRevi
 		if err != nil {
 			return postflight.Message{}, wrapErr("read message", err)
 		}
-		m, ok, err := decodeItem(out.Item)
+		m, ok, err := s.decode(ctx, out.Item)
 		if err != nil {
 			return m, err
 		}
@@ -88,7 +88,7 @@ func (s *Store) Update(ctx context.Context, account, sid string, p Patch, ifRevi
 		if err != nil {
 			return postflight.Message{}, wrapErr("update message", err)
 		}
-		m, ok, err = decodeItem(upd.Attributes)
+		m, ok, err = s.decode(ctx, upd.Attributes)
 		if err != nil {
 			return m, err
 		}

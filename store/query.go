@@ -32,7 +32,7 @@ func (s *Store) Get(ctx context.Context, account, sid string) (postflight.Messag
 	if err != nil {
 		return postflight.Message{}, wrapErr("get message", err)
 	}
-	m, ok, err := decodeItem(out.Item)
+	m, ok, err := s.decode(ctx, out.Item)
 	if err != nil {
 		return m, err
 	}
@@ -200,7 +200,7 @@ func (c *shardCursor) fetch(ctx context.Context) error {
 			return wrapErr("query index", err)
 		}
 		for _, item := range out.Items {
-			m, ok, err := decodeItem(item)
+			m, ok, err := c.s.decode(ctx, item)
 			if err != nil {
 				return err
 			}

@@ -219,7 +219,7 @@ func (s *Store) aroundPins(e *encoded, item map[string]types.AttributeValue) (*e
 	if !redacted && !priceFixed {
 		return e, nil
 	}
-	stored, ok, err := decodeItem(item)
+	stored, ok, err := s.decode(context.Background(), item)
 	if err != nil || !ok {
 		return nil, fmt.Errorf("read pinned fields: %w", err)
 	}
