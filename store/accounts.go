@@ -26,6 +26,7 @@ import (
 const (
 	cfgPK        = "cfg"
 	aRetention   = "r"
+	aRetFloor    = "rf" // retention floor (N, unix ms): see AccountConfig.RetentionFloor
 	aSchedule    = "sc"
 	aCfgVersion  = "v"
 	aRestampFrom = "rs" // retention job: the index sort key it has re-stamped down to
@@ -34,8 +35,15 @@ const (
 // AccountConfig is one account's retention and index shard schedule.
 type AccountConfig struct {
 	RetentionDays int
-	Schedule      keydesign.Schedule
-	Version       int64 // 0: no stored item (defaults)
+	// RetentionFloor is the oldest date_created an event may have, whatever
+	// the retention: every change of retention raises it to the horizon of
+	// the policy it replaces (change time minus the old days), since TTL may
+	// already have removed records older than that, and an event written
+	// over a removed record would bring back what a redaction, a tombstone's
+	// neighbour or a higher sequence had settled. Zero: no floor.
+	RetentionFloor time.Time
+	Schedule       keydesign.Schedule
+	Version        int64 // 0: no stored item (defaults)
 }
 
 type cachedConfig struct {
@@ -117,6 +125,9 @@ func (s *Store) parseConfig(item map[string]types.AttributeValue) (AccountConfig
 	c := s.acc.def
 	if r, ok := nAttr(item, aRetention); ok {
 		c.RetentionDays = int(r)
+	}
+	if f, ok := nAttr(item, aRetFloor); ok {
+		c.RetentionFloor = time.UnixMilli(f).UTC()
 	}
 	if sc, ok := sAttr(item, aSchedule); ok {
 		var sch keydesign.Schedule
@@ -233,10 +244,16 @@ func (s *Store) updateAccount(ctx context.Context, account string, change func(*
 			},
 		}
 		if next.RetentionDays != cur.RetentionDays {
-			// The re-stamp job of the new policy, in the same write.
-			in.UpdateExpression = aws.String(*in.UpdateExpression + ", #rs = :rs")
+			// The re-stamp job of the new policy, and the floor below which
+			// TTL may already have removed records, in the same write.
+			if h := s.cfg.Now().Add(-days(cur.RetentionDays)).UTC().Truncate(time.Millisecond); h.After(next.RetentionFloor) {
+				next.RetentionFloor = h
+			}
+			in.UpdateExpression = aws.String(*in.UpdateExpression + ", #rs = :rs, #rf = :rf")
 			in.ExpressionAttributeNames["#rs"] = aRestampFrom
 			in.ExpressionAttributeValues[":rs"] = str(s.restamp.newJob(next.RetentionDays))
+			in.ExpressionAttributeNames["#rf"] = aRetFloor
+			in.ExpressionAttributeValues[":rf"] = num(next.RetentionFloor.UnixMilli())
 		}
 		if cur.Version == 0 {
 			in.ConditionExpression = aws.String("attribute_not_exists(#v)")

@@ -105,10 +105,15 @@ func (s *Store) Update(ctx context.Context, account, sid string, p Patch, ifRevi
 // replayed events fail on it. It is idempotent, and it also works before the
 // message's first event has been ingested: the tombstone is waiting for it.
 //
-// The tombstone expires MaxRetentionDays after the later of now and the
-// message's date_created: by then any replayed event for it is past every
+// The tombstone expires MaxRetentionDays and one day after now. A stored
+// message's date_created is at most Config.MaxClockSkew (15 minutes) after
+// the time its event was written, so before now plus the day: by the time
+// the tombstone expires, any replayed event for the message is past every
 // possible retention and is dropped at ingest as Expired, so nothing can
-// resurrect it, even after the account's retention is raised.
+// resurrect it, even after the account's retention is raised. (A tombstone
+// written before the message's first event waits for it the same way; an
+// event dated more than a day after such a delete would outlive it by that
+// much.)
 func (s *Store) Delete(ctx context.Context, account, sid string) error {
 	now := s.cfg.Now()
 	remove := []string{keydesign.AttrIndexPK, keydesign.AttrIndexSK, aStatus, aFrom, aTo, aData, aRedacted, aPriceFixed}

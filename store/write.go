@@ -72,7 +72,7 @@ func (s *Store) WriteBatch(ctx context.Context, msgs []*postflight.Message, res 
 func (s *Store) prepare(m *postflight.Message, now time.Time, e *encoded) (postflight.WriteResult, bool) {
 	acc := s.Account(m.AccountSID)
 	expires := m.DateCreated.Add(days(acc.RetentionDays))
-	if !expires.After(now) {
+	if !expires.After(now) || m.DateCreated.Before(acc.RetentionFloor) {
 		return postflight.WriteResult{Outcome: postflight.Expired}, false
 	}
 	n := acc.Schedule.At(m.DateCreated)
