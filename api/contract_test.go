@@ -92,6 +92,14 @@ func TestContract(t *testing.T) {
 		{ok, "PATCH", one, "application/json", `{"price_micros":-5,"price_unit":"EUR"}`, []string{"If-Match", `"2"`}, false, 200},
 		{ok, "PATCH", one, "application/json", `{"body":""}`, []string{"If-Match", `"1"`}, false, 412},
 		{ok, "PATCH", one, "application/json", `{"body":""}`, []string{"If-Match", `garbage`}, false, 400},
+		// Strong comparison (RFC 9110 §13.1.1): a weak tag never matches.
+		{ok, "PATCH", one, "application/json", `{"body":""}`, []string{"If-Match", `W/"2"`}, false, 412},
+		{ok, "PATCH", one, "application/json", `{"body":""}`, []string{"If-Match", `W/"1", W/"2"`}, false, 412},
+		{ok, "PATCH", one, "application/json", `{"body":""}`, []string{"If-Match", `"1", "2"`}, false, 200},
+		{ok, "PATCH", one, "application/json", `{"body":""}`, []string{"If-Match", `W/"2", "2"`}, false, 200},
+		// Concurrent changes that outlast the store's retries: 409, not 500.
+		{mk(api.NewStubStore(fmt.Errorf("update: %w", postflight.ErrConflict)), nil), "PATCH", one, "application/json", `{"body":""}`, nil, false, 409},
+		{mk(api.NewStubStore(fmt.Errorf("set retention: %w", postflight.ErrConflict)), nil), "PUT", ret, "application/json", `{"days":30}`, nil, false, 409},
 		{ok, "PATCH", one, "application/json", `{"body":"x"}`, nil, false, 400},
 		{ok, "PATCH", one, "application/json", `{}`, nil, false, 400},
 		{ok, "PATCH", one, "application/json", `{"status":"read"}`, nil, false, 400},

@@ -22,8 +22,9 @@ import (
 // Store is what the API needs of the message store, in the domain's terms
 // only: the API compiles without the store or the AWS SDK. store.Store
 // satisfies it (checked where they are wired, in cmd/postflight). Errors
-// that match postflight.ErrNotFound, ErrPreconditionFailed or ErrUnavailable
-// are answered 404, 412 and 503; anything else is a 500.
+// that match postflight.ErrNotFound, ErrPreconditionFailed, ErrConflict and
+// ErrUnavailable are answered 404, 412, 409 and 503; a corrupt record and
+// anything else is a 500.
 type Store interface {
 	Get(ctx context.Context, account, sid string) (postflight.Message, error)
 	List(ctx context.Context, q postflight.ListQuery) (postflight.ListPage, error)

@@ -43,7 +43,12 @@ type AccountConfig struct {
 	// neighbour or a higher sequence had settled. Zero: no floor.
 	RetentionFloor time.Time
 	Schedule       keydesign.Schedule
-	Version        int64 // 0: no stored item (defaults)
+	// BadSchedule is why the stored shard schedule could not be read; the
+	// rest of the configuration is used, with the default schedule for
+	// writes (shard 0 is in every schedule, so lists still find them). Lists
+	// of the account fail until "postflight shards set" writes a good one.
+	BadSchedule error
+	Version     int64 // 0: no stored item (defaults)
 }
 
 type cachedConfig struct {
@@ -112,6 +117,9 @@ func (s *Store) FreshAccount(ctx context.Context, account string) (AccountConfig
 		if c, err = s.parseConfig(out.Item); err != nil {
 			return AccountConfig{}, err
 		}
+		if c.BadSchedule != nil {
+			s.log.Error("account shard schedule unreadable; using the rest of its configuration", "account", account, "err", c.BadSchedule)
+		}
 	}
 	s.acc.put(account, cachedConfig{AccountConfig: c, fetched: now})
 	return c, nil
@@ -131,13 +139,15 @@ func (s *Store) parseConfig(item map[string]types.AttributeValue) (AccountConfig
 	}
 	if sc, ok := sAttr(item, aSchedule); ok {
 		var sch keydesign.Schedule
-		if err := json.Unmarshal([]byte(sc), &sch); err != nil {
-			return c, fmt.Errorf("account schedule: %w", err)
+		err := json.Unmarshal([]byte(sc), &sch)
+		if err == nil {
+			err = sch.Validate()
 		}
-		if err := sch.Validate(); err != nil {
-			return c, fmt.Errorf("account schedule: %w", err)
+		if err != nil {
+			c.BadSchedule = fmt.Errorf("account schedule: %w", err)
+		} else {
+			c.Schedule = sch
 		}
-		c.Schedule = sch
 	}
 	c.Version, _ = nAttr(item, aCfgVersion)
 	return c, nil
@@ -165,6 +175,9 @@ func (s *Store) RefreshAccounts(ctx context.Context) error {
 			if err != nil {
 				s.log.Error("skipping bad account config", "account", account, "err", err)
 				continue
+			}
+			if c.BadSchedule != nil {
+				s.log.Error("account shard schedule unreadable; writing with the default", "account", account, "err", c.BadSchedule)
 			}
 			m[account] = cachedConfig{AccountConfig: c, fetched: now}
 		}
@@ -235,13 +248,18 @@ func (s *Store) updateAccount(ctx context.Context, account string, change func(*
 		in := &dynamodb.UpdateItemInput{
 			TableName:        &s.table,
 			Key:              cfgKey(account),
-			UpdateExpression: aws.String("SET #r = :r, #sc = :sc, #v = :nv"),
+			UpdateExpression: aws.String("SET #r = :r, #v = :nv"),
 			ExpressionAttributeNames: map[string]string{
-				"#r": aRetention, "#sc": aSchedule, "#v": aCfgVersion,
+				"#r": aRetention, "#v": aCfgVersion,
 			},
 			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":r": num(int64(next.RetentionDays)), ":sc": str(string(sc)), ":nv": num(cur.Version + 1),
+				":r": num(int64(next.RetentionDays)), ":nv": num(cur.Version + 1),
 			},
+		}
+		if next.BadSchedule == nil { // an unreadable one stays as it is, for repair
+			in.UpdateExpression = aws.String(*in.UpdateExpression + ", #sc = :sc")
+			in.ExpressionAttributeNames["#sc"] = aSchedule
+			in.ExpressionAttributeValues[":sc"] = str(string(sc))
 		}
 		if next.RetentionDays != cur.RetentionDays {
 			// The re-stamp job of the new policy, and the floor below which
@@ -306,7 +324,8 @@ func (s *Store) SetShards(ctx context.Context, account string, from time.Time, n
 		}
 		changed := c.Version == 0 || !slices.EqualFunc(next.Epochs, c.Schedule.Epochs,
 			func(a, b keydesign.Epoch) bool { return a.Shards == b.Shards && a.From.Equal(b.From) })
-		c.Schedule = next
+		changed = changed || c.BadSchedule != nil
+		c.Schedule, c.BadSchedule = next, nil
 		return changed, nil
 	})
 }

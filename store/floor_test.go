@@ -139,3 +139,96 @@ func TestTombstoneTTL(t *testing.T) {
 		t.Fatal("the tombstone expires before the message's events are past every retention")
 	}
 }
+
+// start and end of a list may carry sub-millisecond precision; records keep
+// date_created to the millisecond, and the range stays exactly half-open:
+// a message at T is in [start, end) iff start ≤ T < end.
+func TestListRangeSubMillisecond(t *testing.T) {
+	s := newStore(t, store.Config{})
+	ctx := context.Background()
+	acc := sid("AC")
+	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Millisecond)
+	m := msg(acc, 1, postflight.StatusDelivered, at)
+	wantOutcomes(t, write(t, s, m), postflight.Applied)
+	half := 500 * time.Microsecond
+	for _, c := range []struct {
+		start, end time.Time
+		want       int
+	}{
+		{at, at.Add(time.Millisecond), 1},
+		{at.Add(-half), at.Add(half), 1},
+		{at.Add(half), at.Add(time.Hour), 0},
+		{at.Add(-time.Hour), at, 0},
+		{at.Add(-time.Hour), at.Add(-half), 0},
+		{at.Add(-time.Hour), at.Add(time.Nanosecond), 1},
+		{at.Add(-time.Nanosecond), at.Add(time.Hour), 1},
+		{at.Add(time.Nanosecond), at.Add(time.Hour), 0},
+	} {
+		page, err := s.List(ctx, postflight.ListQuery{Account: acc, Start: c.start, End: c.end, PageSize: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Messages) != c.want {
+			t.Errorf("[%s, %s): %d messages, want %d (created %s)", c.start.Format(time.RFC3339Nano), c.end.Format(time.RFC3339Nano),
+				len(page.Messages), c.want, at.Format(time.RFC3339Nano))
+		}
+	}
+}
+
+// A malformed stored shard schedule must not make every request of the
+// account fail: reads, corrections, deletes and retention work on the rest
+// of its configuration; only a list, which needs the schedule, fails; and a
+// retention change leaves the stored schedule as it was (for an operator to
+// repair with "postflight shards set").
+func TestMalformedScheduleFailsOnlyLists(t *testing.T) {
+	ep := testenv.DynamoDBEndpoint(t)
+	db := testenv.DynamoDBClient(t, ep)
+	s, err := store.New(db, store.Config{Table: testenv.TableName(t)}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.CreateTable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.DeleteTable(context.Background()) })
+	acc := sid("AC")
+	m := msg(acc, 1, postflight.StatusDelivered, time.Now().Add(-time.Hour))
+	wantOutcomes(t, write(t, s, m), postflight.Applied)
+	key := map[string]types.AttributeValue{
+		keydesign.AttrPK: &types.AttributeValueMemberS{Value: "cfg"}, keydesign.AttrSK: &types.AttributeValueMemberS{Value: acc},
+	}
+	const bad = `{"epochs": [{"shards": "many"`
+	_, err = db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.Config().Table), Item: map[string]types.AttributeValue{
+		keydesign.AttrPK: key[keydesign.AttrPK], keydesign.AttrSK: key[keydesign.AttrSK],
+		"r": &types.AttributeValueMemberN{Value: "30"}, "sc": &types.AttributeValueMemberS{Value: bad}, "v": &types.AttributeValueMemberN{Value: "1"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, acc, m.SID); err != nil {
+		t.Errorf("Get: %v", err)
+	}
+	if _, err := s.Update(ctx, acc, m.SID, store.Patch{Redact: true}, nil); err != nil {
+		t.Errorf("Update: %v", err)
+	}
+	if d, err := s.RetentionDays(ctx, acc); err != nil || d != 30 {
+		t.Errorf("RetentionDays: %d, %v", d, err)
+	}
+	if d, err := s.SetRetentionDays(ctx, acc, 60); err != nil || d != 60 {
+		t.Errorf("SetRetentionDays: %d, %v", d, err)
+	}
+	if _, err := s.List(ctx, postflight.ListQuery{Account: acc, Start: time.Now().Add(-24 * time.Hour), End: time.Now(), PageSize: 5}); err == nil {
+		t.Error("List with a malformed schedule: no error")
+	}
+	if err := s.Delete(ctx, acc, m.SID); err != nil {
+		t.Errorf("Delete: %v", err)
+	}
+	out, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.Config().Table), Key: key, ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc := out.Item["sc"].(*types.AttributeValueMemberS).Value; sc != bad {
+		t.Errorf("the retention change rewrote the schedule: %s", sc)
+	}
+}

@@ -3,6 +3,7 @@ package store
 import (
 	"container/heap"
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -48,6 +49,14 @@ func (s *Store) Get(ctx context.Context, account, sid string) (postflight.Messag
 	return m, nil
 }
 
+// ceilMilli rounds t up to a whole millisecond.
+func ceilMilli(t time.Time) time.Time {
+	if r := t.Truncate(time.Millisecond); r.Before(t) {
+		return r.Add(time.Millisecond)
+	}
+	return t
+}
+
 func (s *Store) retentionCutoff(acc AccountConfig) time.Time {
 	return s.cfg.Now().Add(-days(acc.RetentionDays))
 }
@@ -68,9 +77,16 @@ func (s *Store) List(ctx context.Context, q ListQuery) (ListPage, error) {
 	if err != nil {
 		return ListPage{}, err
 	}
+	if acc.BadSchedule != nil {
+		return ListPage{}, fmt.Errorf("list %s: %w", q.Account, acc.BadSchedule)
+	}
 	if cut := s.retentionCutoff(acc); q.Start.Before(cut) {
 		q.Start = cut
 	}
+	// date_created is stored to the millisecond, so t ≥ Start and t < End
+	// are t ≥ and t < the bounds rounded up to the next millisecond: the
+	// half-open range stays exact whatever precision the caller gave.
+	q.Start, q.End = ceilMilli(q.Start), ceilMilli(q.End)
 	if !q.Start.Before(q.End) {
 		return ListPage{}, nil
 	}
