@@ -10,6 +10,17 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrPreconditionFailed: an If-Match ETag no longer matches the record.
 	ErrPreconditionFailed = errors.New("precondition failed")
+	// ErrConflict: concurrent changes kept winning over the optimistic
+	// retries; the caller may retry the whole request.
+	ErrConflict = errors.New("concurrent change, retry")
+	// ErrUnavailable: the store failed in a way worth retrying later
+	// (throttling, 5xx, network). Errors that match it with errors.Is wrap
+	// the cause.
+	ErrUnavailable = errors.New("store unavailable")
+	// ErrCorruptRecord: a stored record cannot be read (unknown format,
+	// truncated or overlong data). The store counts and logs it where it
+	// finds it.
+	ErrCorruptRecord = errors.New("stored record is corrupt")
 )
 
 // FieldError says which field of an event or request is invalid and why. It

@@ -11,7 +11,10 @@ const (
 	// Tombstoned: the message was deleted; its tombstone wins.
 	Tombstoned
 	// Expired: date_created is already past the account's retention, so the
-	// record would be hidden and deleted at once; nothing is written.
+	// record would be hidden and deleted at once, or older than the horizon
+	// of a retention the account had before (TTL may have removed its record,
+	// and writing it again would undo a redaction or a higher sequence);
+	// nothing is written.
 	Expired
 	// Rejected: DynamoDB refuses the item itself (too large, invalid). Retrying
 	// cannot help: the event goes to the dead-letter topic with Err.

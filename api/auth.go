@@ -77,11 +77,6 @@ type Principal struct {
 	accounts    []string // sorted; shared with the Tokens it came from, read-only
 }
 
-// Allows reports whether the principal holds scope for account.
-func (p Principal) Allows(scope Scope, account string) bool {
-	return p.HasScope(scope) && p.HasAccount(account)
-}
-
 // HasScope reports whether the principal holds scope.
 func (p Principal) HasScope(scope Scope) bool {
 	bit, ok := scopeBit(scope)

@@ -17,7 +17,7 @@ import (
 // List reads: coalescing and the in-flight cap
 //
 // A list is the API's expensive request: one DynamoDB Query per index shard
-// of the account (store.Config.ListFanout at once). Two defences keep a
+// of the account (the store's list fan-out at once). Two defences keep a
 // burst of lists from swamping DynamoDB and this process:
 //
 //   - Identical concurrent lists share one read. The key is the account, the

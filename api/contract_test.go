@@ -14,52 +14,15 @@ import (
 	"github.com/postflight/postflight"
 	"github.com/postflight/postflight/api"
 	"github.com/postflight/postflight/api/openapitest"
-	"github.com/postflight/postflight/keydesign"
-	"github.com/postflight/postflight/store"
 )
 
-// fakeStore is an in-memory fake of the store (the handlers' HTTP contract
-// is under test here, not DynamoDB; the integration tests in cmd/postflight
-// run the same routes on DynamoDB Local).
-type fakeStore struct{ err error }
+// fakeStore is the package's one fake store (stub_test.go, exported by
+// export_test.go): the handlers' HTTP contract is under test here, not
+// DynamoDB; the integration tests in cmd/postflight run the same routes on
+// DynamoDB Local.
+type fakeStore = api.StubStore
 
-var _ api.Store = (*fakeStore)(nil)
-
-var now = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-
-func msg() postflight.Message {
-	b := "hi"
-	return postflight.Message{SID: sid, AccountSID: acc, Status: postflight.StatusDelivered, From: "+1", To: "+2", Body: &b,
-		DateCreated: now.Add(-time.Hour), DateUpdated: now.Add(-time.Minute), Sequence: 3, Revision: 2}
-}
-func (f *fakeStore) Get(ctx context.Context, a, s string) (postflight.Message, error) {
-	if f.err != nil {
-		return postflight.Message{}, f.err
-	}
-	return msg(), nil
-}
-func (f *fakeStore) List(ctx context.Context, q store.ListQuery) (store.ListPage, error) {
-	if f.err != nil {
-		return store.ListPage{}, f.err
-	}
-	return store.ListPage{Messages: []postflight.Message{msg()}, Last: keydesign.IndexSK(now.Add(-time.Hour), sid), More: q.PageSize == 1}, nil
-}
-func (f *fakeStore) Update(ctx context.Context, a, s string, p store.Patch, r *int64) (postflight.Message, error) {
-	if f.err != nil {
-		return postflight.Message{}, f.err
-	}
-	if r != nil && *r != 2 {
-		return postflight.Message{}, postflight.ErrPreconditionFailed
-	}
-	return msg(), nil
-}
-func (f *fakeStore) Delete(ctx context.Context, a, s string) error { return f.err }
-func (f *fakeStore) FreshAccount(ctx context.Context, a string) (store.AccountConfig, error) {
-	return store.AccountConfig{RetentionDays: 400}, f.err
-}
-func (f *fakeStore) SetRetention(ctx context.Context, a string, d int) (store.AccountConfig, error) {
-	return store.AccountConfig{RetentionDays: d}, f.err
-}
+var now = api.StubNow
 
 const (
 	acc = "AC0123456789abcdef0123456789abcdef"
@@ -87,7 +50,7 @@ func TestContract(t *testing.T) {
 		}
 		return s.Handler()
 	}
-	ok := mk(&fakeStore{}, nil)
+	ok := mk(api.NewStubStore(nil), nil)
 	m := "/v1/accounts/" + acc + "/messages"
 	one := m + "/" + sid
 	ret := "/v1/accounts/" + acc + "/retention"
@@ -122,12 +85,21 @@ func TestContract(t *testing.T) {
 		{ok, "GET", "/v1/accounts/AC1/messages", "", "", nil, false, 400},
 		{ok, "GET", one, "", "", nil, false, 200},
 		{ok, "GET", m + "/SM1", "", "", nil, false, 400},
-		{mk(&fakeStore{err: postflight.ErrNotFound}, nil), "GET", one, "", "", nil, false, 404},
-		{mk(&fakeStore{err: errors.New("boom")}, nil), "GET", one, "", "", nil, false, 500},
+		{mk(api.NewStubStore(postflight.ErrNotFound), nil), "GET", one, "", "", nil, false, 404},
+		{mk(api.NewStubStore(errors.New("boom")), nil), "GET", one, "", "", nil, false, 500},
+		{mk(api.NewStubStore(fmt.Errorf("item %s: %w", sid, postflight.ErrCorruptRecord)), nil), "GET", one, "", "", nil, false, 500},
 		{ok, "PATCH", one, "application/merge-patch+json", `{"body":""}`, nil, false, 200},
 		{ok, "PATCH", one, "application/json", `{"price_micros":-5,"price_unit":"EUR"}`, []string{"If-Match", `"2"`}, false, 200},
 		{ok, "PATCH", one, "application/json", `{"body":""}`, []string{"If-Match", `"1"`}, false, 412},
 		{ok, "PATCH", one, "application/json", `{"body":""}`, []string{"If-Match", `garbage`}, false, 400},
+		// Strong comparison (RFC 9110 §13.1.1): a weak tag never matches.
+		{ok, "PATCH", one, "application/json", `{"body":""}`, []string{"If-Match", `W/"2"`}, false, 412},
+		{ok, "PATCH", one, "application/json", `{"body":""}`, []string{"If-Match", `W/"1", W/"2"`}, false, 412},
+		{ok, "PATCH", one, "application/json", `{"body":""}`, []string{"If-Match", `"1", "2"`}, false, 200},
+		{ok, "PATCH", one, "application/json", `{"body":""}`, []string{"If-Match", `W/"2", "2"`}, false, 200},
+		// Concurrent changes that outlast the store's retries: 409, not 500.
+		{mk(api.NewStubStore(fmt.Errorf("update: %w", postflight.ErrConflict)), nil), "PATCH", one, "application/json", `{"body":""}`, nil, false, 409},
+		{mk(api.NewStubStore(fmt.Errorf("set retention: %w", postflight.ErrConflict)), nil), "PUT", ret, "application/json", `{"days":30}`, nil, false, 409},
 		{ok, "PATCH", one, "application/json", `{"body":"x"}`, nil, false, 400},
 		{ok, "PATCH", one, "application/json", `{}`, nil, false, 400},
 		{ok, "PATCH", one, "application/json", `{"status":"read"}`, nil, false, 400},
@@ -141,7 +113,7 @@ func TestContract(t *testing.T) {
 		{ok, "PUT", ret, "application/json", `{"days":1.5}`, nil, false, 400},
 		{ok, "GET", "/healthz", "", "", nil, true, 200},
 		{ok, "GET", "/readyz", "", "", nil, true, 200},
-		{mk(&fakeStore{}, func(context.Context) error { return errors.New("kafka down") }), "GET", "/readyz", "", "", nil, true, 503},
+		{mk(api.NewStubStore(nil), func(context.Context) error { return errors.New("kafka down") }), "GET", "/readyz", "", "", nil, true, 503},
 		{ok, "GET", "/metrics", "", "", nil, true, 200},
 		{ok, "GET", "/openapi.json", "", "", nil, true, 200},
 	}
@@ -185,7 +157,7 @@ func TestContractLimitsAndStrictBodies(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, err := api.New(api.Config{Now: func() time.Time { return now }, RatePerToken: 1000, BurstPerToken: 1000, RatePerAccount: 1, BurstPerAccount: 2},
-		&fakeStore{}, auth, nil, nil, nil, nil)
+		api.NewStubStore(nil), auth, nil, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

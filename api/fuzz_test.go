@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/postflight/postflight/store"
+	"github.com/postflight/postflight"
 )
 
 // Seeds beyond these live in testdata/fuzz/<target>/ (go test runs them as
@@ -160,7 +160,7 @@ func FuzzPatchBody(f *testing.F) {
 }
 
 // checkPatch checks that p is exactly what the accepted body asks for.
-func checkPatch(t *testing.T, body []byte, p store.Patch) {
+func checkPatch(t *testing.T, body []byte, p postflight.Patch) {
 	t.Helper()
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(body, &m); err != nil {

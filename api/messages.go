@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,7 +15,6 @@ import (
 
 	"github.com/postflight/postflight"
 	"github.com/postflight/postflight/keydesign"
-	"github.com/postflight/postflight/store"
 )
 
 type messagePage struct {
@@ -152,16 +152,17 @@ func (s *Server) patchMessage(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, badRequestFrom(err))
 		return
 	}
-	var ifRev *int64
-	if h := r.Header.Get("If-Match"); h != "" && strings.TrimSpace(h) != "*" {
-		rev, ok := parseETag(h)
-		if !ok {
-			writeProblem(w, badRequest("If-Match must be an ETag this API returned", InvalidParam{Name: "If-Match", Reason: `want a quoted revision such as "3"`}))
-			return
+	account := r.PathValue("account_sid")
+	ifRev, err := s.ifMatch(r, account, sid)
+	if err != nil {
+		if p, ok := err.(Problem); ok { //nolint:errorlint // ifMatch returns a Problem itself
+			writeProblem(w, p)
+		} else {
+			s.storeError(w, r, err)
 		}
-		ifRev = &rev
+		return
 	}
-	m, err := s.st.Update(r.Context(), r.PathValue("account_sid"), sid, patch, ifRev)
+	m, err := s.st.Update(r.Context(), account, sid, patch, ifRev)
 	if err != nil {
 		s.storeError(w, r, err)
 		return
@@ -170,8 +171,47 @@ func (s *Server) patchMessage(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, m)
 }
 
+// ifMatch turns the If-Match header (RFC 9110 §13.1.1) into the revision
+// the update is conditional on: nil without the header or with "*". The
+// comparison is strong: a weak tag (W/"3") never matches, so a list of only
+// weak tags is a 412 at once. Of a list of several strong tags, the one that
+// is the message's current revision is used (the update stays conditional
+// on it, so a change in between is still a 412).
+func (s *Server) ifMatch(r *http.Request, account, sid string) (*int64, error) {
+	h := strings.Join(r.Header.Values("If-Match"), ",")
+	if strings.TrimSpace(h) == "" || strings.TrimSpace(h) == "*" {
+		return nil, nil
+	}
+	var strong []int64
+	for _, tag := range strings.Split(h, ",") {
+		tag = strings.TrimSpace(tag)
+		weak := strings.HasPrefix(tag, "W/")
+		rev, ok := parseETag(strings.TrimPrefix(tag, "W/"))
+		if !ok {
+			return nil, badRequest("If-Match must be ETags this API returned", InvalidParam{Name: "If-Match", Reason: `want a quoted revision such as "3"`})
+		}
+		if !weak {
+			strong = append(strong, rev)
+		}
+	}
+	switch len(strong) {
+	case 0:
+		return nil, preconditionFailed()
+	case 1:
+		return &strong[0], nil
+	}
+	cur, err := s.st.Get(r.Context(), account, sid)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(strong, cur.Revision) {
+		return nil, preconditionFailed()
+	}
+	return &cur.Revision, nil
+}
+
+// parseETag reads one strong entity tag this API issued: a quoted revision.
 func parseETag(h string) (int64, bool) {
-	h = strings.TrimPrefix(strings.TrimSpace(h), "W/")
 	if len(h) < 3 || h[0] != '"' || h[len(h)-1] != '"' {
 		return 0, false
 	}
@@ -179,8 +219,8 @@ func parseETag(h string) (int64, bool) {
 	return n, err == nil && n >= 0
 }
 
-func (b *patchBody) validate() (store.Patch, error) {
-	var p store.Patch
+func (b *patchBody) validate() (postflight.Patch, error) {
+	var p postflight.Patch
 	var errs []error
 	bad := func(f, reason string) { errs = append(errs, &postflight.FieldError{Field: f, Reason: reason}) }
 	if b.Body == nil && b.PriceMicros == nil && b.PriceUnit == nil {
@@ -231,11 +271,18 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, notFound())
 	case errors.Is(err, postflight.ErrPreconditionFailed):
 		writeProblem(w, preconditionFailed())
+	case errors.Is(err, postflight.ErrConflict):
+		writeProblem(w, conflict())
 	case r.Context().Err() != nil, errors.Is(err, context.DeadlineExceeded):
 		p := serviceUnavailable(time.Second)
 		p.Detail = "the request deadline passed"
 		writeProblem(w, p)
-	case store.IsTransient(err):
+	case errors.Is(err, postflight.ErrCorruptRecord):
+		// The store counted and logged it, with the item's keys.
+		p := internalError()
+		p.Detail = "the stored record could not be read"
+		writeProblem(w, p)
+	case errors.Is(err, postflight.ErrUnavailable):
 		s.log.Warn("store unavailable", "path", r.URL.Path, "err", err)
 		writeProblem(w, serviceUnavailable(time.Second))
 	default:

@@ -10,12 +10,11 @@ import (
 
 	"github.com/postflight/postflight"
 	"github.com/postflight/postflight/keydesign"
-	"github.com/postflight/postflight/store"
 )
 
 // listParams is a parsed list request.
 type listParams struct {
-	q         store.ListQuery
+	q         postflight.ListQuery
 	token     string
 	startSet  bool
 	endSet    bool

@@ -200,6 +200,13 @@ func preconditionFailed() Problem {
 	return newProblem(http.StatusPreconditionFailed, "If-Match does not match the current ETag of the resource")
 }
 
+// conflict is a 409: concurrent changes to the resource kept winning over
+// the store's optimistic retries. Retrying the request is safe.
+func conflict() Problem {
+	return newProblem(http.StatusConflict, "the resource was changed concurrently; retry the request").
+		withHeader("Retry-After", "1")
+}
+
 // unsupportedMediaType is a 415 naming the request media types accepted.
 func unsupportedMediaType(accepted ...string) Problem {
 	detail := "unsupported request Content-Type"

@@ -6,7 +6,6 @@ import (
 	"strconv"
 
 	"github.com/postflight/postflight"
-	"github.com/postflight/postflight/store"
 )
 
 type retentionBody struct {
@@ -18,12 +17,12 @@ type retention struct {
 }
 
 func (s *Server) getRetention(w http.ResponseWriter, r *http.Request) {
-	c, err := s.st.FreshAccount(r.Context(), r.PathValue("account_sid"))
+	days, err := s.st.RetentionDays(r.Context(), r.PathValue("account_sid"))
 	if err != nil {
 		s.storeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, retention{Days: c.RetentionDays})
+	writeJSON(w, http.StatusOK, retention{Days: days})
 }
 
 func (s *Server) putRetention(w http.ResponseWriter, r *http.Request) {
@@ -33,14 +32,14 @@ func (s *Server) putRetention(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	days, err := strconv.Atoi(b.Days.String())
-	if err != nil || days < store.MinRetentionDays || days > store.MaxRetentionDays {
+	if err != nil || days < postflight.MinRetentionDays || days > postflight.MaxRetentionDays {
 		writeProblem(w, badRequestFrom(&postflight.FieldError{Field: "days", Reason: "want an integer from 1 to 3650"}))
 		return
 	}
-	c, err := s.st.SetRetention(r.Context(), r.PathValue("account_sid"), days)
+	set, err := s.st.SetRetentionDays(r.Context(), r.PathValue("account_sid"), days)
 	if err != nil {
 		s.storeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, retention{Days: c.RetentionDays})
+	writeJSON(w, http.StatusOK, retention{Days: set})
 }

@@ -17,20 +17,22 @@ import (
 	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/postflight/postflight"
-	"github.com/postflight/postflight/store"
 )
 
-// Store is what the API needs of the message store; store.Store satisfies it.
+// Store is what the API needs of the message store, in the domain's terms
+// only: the API compiles without the store or the AWS SDK. store.Store
+// satisfies it (checked where they are wired, in cmd/postflight). Errors
+// that match postflight.ErrNotFound, ErrPreconditionFailed, ErrConflict and
+// ErrUnavailable are answered 404, 412, 409 and 503; a corrupt record and
+// anything else is a 500.
 type Store interface {
 	Get(ctx context.Context, account, sid string) (postflight.Message, error)
-	List(ctx context.Context, q store.ListQuery) (store.ListPage, error)
-	Update(ctx context.Context, account, sid string, p store.Patch, ifRevision *int64) (postflight.Message, error)
+	List(ctx context.Context, q postflight.ListQuery) (postflight.ListPage, error)
+	Update(ctx context.Context, account, sid string, p postflight.Patch, ifRevision *int64) (postflight.Message, error)
 	Delete(ctx context.Context, account, sid string) error
-	FreshAccount(ctx context.Context, account string) (store.AccountConfig, error)
-	SetRetention(ctx context.Context, account string, days int) (store.AccountConfig, error)
+	RetentionDays(ctx context.Context, account string) (int, error)
+	SetRetentionDays(ctx context.Context, account string, days int) (int, error)
 }
-
-var _ Store = (*store.Store)(nil)
 
 // Config configures the API server. Zero fields take the defaults on them.
 type Config struct {
@@ -62,7 +64,7 @@ type Config struct {
 	// used evicted), default 10,000.
 	MaxLimiters int
 	// MaxListInflight caps the list reads of DynamoDB running at once in the
-	// process (each fans out to up to store.Config.ListFanout queries),
+	// process (each fans out to several DynamoDB queries),
 	// default 32. ListQueueTimeout is how long a list waits for a slot
 	// before a 503, default 1s.
 	MaxListInflight  int

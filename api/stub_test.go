@@ -11,19 +11,21 @@ import (
 
 	"github.com/postflight/postflight"
 	"github.com/postflight/postflight/keydesign"
-	"github.com/postflight/postflight/store"
 )
 
-// stubStore is a fake of the store for this package's handler tests (the
-// real store is exercised by the benchmarks here and by the integration
-// tests in cmd/postflight). List can be held until block is closed, to
-// line up concurrent requests; it counts its calls.
+// stubStore is the one fake of the store for this package's handler tests,
+// internal and external (export_test.go): the handlers' HTTP contract is
+// under test, not DynamoDB (the real store is exercised by the benchmarks
+// here and by the integration tests in cmd/postflight). Every method fails
+// with err when it is set. List can be held until block is closed, to line
+// up concurrent requests; it counts its calls.
 type stubStore struct {
+	err   error
 	block chan struct{} // nil: List answers at once
 
 	mu      sync.Mutex
-	lists   []store.ListQuery
-	patches []store.Patch
+	lists   []postflight.ListQuery
+	patches []postflight.Patch
 }
 
 var _ Store = (*stubStore)(nil)
@@ -43,10 +45,16 @@ func (f *stubStore) listCalls() int {
 }
 
 func (f *stubStore) Get(ctx context.Context, a, s string) (postflight.Message, error) {
+	if f.err != nil {
+		return postflight.Message{}, f.err
+	}
 	return stubMessage(a), nil
 }
 
-func (f *stubStore) List(ctx context.Context, q store.ListQuery) (store.ListPage, error) {
+func (f *stubStore) List(ctx context.Context, q postflight.ListQuery) (postflight.ListPage, error) {
+	if f.err != nil {
+		return postflight.ListPage{}, f.err
+	}
 	f.mu.Lock()
 	f.lists = append(f.lists, q)
 	f.mu.Unlock()
@@ -54,14 +62,17 @@ func (f *stubStore) List(ctx context.Context, q store.ListQuery) (store.ListPage
 		select {
 		case <-f.block:
 		case <-ctx.Done():
-			return store.ListPage{}, ctx.Err()
+			return postflight.ListPage{}, ctx.Err()
 		}
 	}
 	m := stubMessage(q.Account)
-	return store.ListPage{Messages: []postflight.Message{m}, Last: keydesign.IndexSK(m.DateCreated, m.SID), More: q.PageSize == 1}, nil
+	return postflight.ListPage{Messages: []postflight.Message{m}, Last: keydesign.IndexSK(m.DateCreated, m.SID), More: q.PageSize == 1}, nil
 }
 
-func (f *stubStore) Update(ctx context.Context, a, s string, p store.Patch, r *int64) (postflight.Message, error) {
+func (f *stubStore) Update(ctx context.Context, a, s string, p postflight.Patch, r *int64) (postflight.Message, error) {
+	if f.err != nil {
+		return postflight.Message{}, f.err
+	}
 	f.mu.Lock()
 	f.patches = append(f.patches, p)
 	f.mu.Unlock()
@@ -71,14 +82,20 @@ func (f *stubStore) Update(ctx context.Context, a, s string, p store.Patch, r *i
 	return stubMessage(a), nil
 }
 
-func (f *stubStore) Delete(ctx context.Context, a, s string) error { return nil }
+func (f *stubStore) Delete(ctx context.Context, a, s string) error { return f.err }
 
-func (f *stubStore) FreshAccount(ctx context.Context, a string) (store.AccountConfig, error) {
-	return store.AccountConfig{RetentionDays: 400}, nil
+func (f *stubStore) RetentionDays(ctx context.Context, a string) (int, error) {
+	if f.err != nil {
+		return 0, f.err
+	}
+	return 400, nil
 }
 
-func (f *stubStore) SetRetention(ctx context.Context, a string, d int) (store.AccountConfig, error) {
-	return store.AccountConfig{RetentionDays: d}, nil
+func (f *stubStore) SetRetentionDays(ctx context.Context, a string, d int) (int, error) {
+	if f.err != nil {
+		return 0, f.err
+	}
+	return d, nil
 }
 
 // newStubServer returns the handler of a Server on st with the test tokens

@@ -263,9 +263,6 @@ func (s *Service) Ready(ctx context.Context) error {
 	return nil
 }
 
-// BreakerState returns the circuit breaker's state (tests, metrics).
-func (s *Service) BreakerState() gobreaker.State { return s.breaker.State() }
-
 // FleetScale estimates the factor from this process's share of the traffic
 // to the whole fleet's: the topic's partitions over the ones this process
 // holds. Message SIDs spread every account evenly over partitions, so an
@@ -277,10 +274,4 @@ func (s *Service) FleetScale() float64 {
 		return 1
 	}
 	return float64(total) / float64(owned)
-}
-
-// Concurrency returns the current AIMD write limit (tests, metrics).
-func (s *Service) Concurrency() float64 {
-	l, _ := s.limit.current()
-	return l
 }

@@ -26,6 +26,7 @@ import (
 const (
 	cfgPK        = "cfg"
 	aRetention   = "r"
+	aRetFloor    = "rf" // retention floor (N, unix ms): see AccountConfig.RetentionFloor
 	aSchedule    = "sc"
 	aCfgVersion  = "v"
 	aRestampFrom = "rs" // retention job: the index sort key it has re-stamped down to
@@ -34,8 +35,20 @@ const (
 // AccountConfig is one account's retention and index shard schedule.
 type AccountConfig struct {
 	RetentionDays int
-	Schedule      keydesign.Schedule
-	Version       int64 // 0: no stored item (defaults)
+	// RetentionFloor is the oldest date_created an event may have, whatever
+	// the retention: every change of retention raises it to the horizon of
+	// the policy it replaces (change time minus the old days), since TTL may
+	// already have removed records older than that, and an event written
+	// over a removed record would bring back what a redaction, a tombstone's
+	// neighbour or a higher sequence had settled. Zero: no floor.
+	RetentionFloor time.Time
+	Schedule       keydesign.Schedule
+	// BadSchedule is why the stored shard schedule could not be read; the
+	// rest of the configuration is used, with the default schedule for
+	// writes (shard 0 is in every schedule, so lists still find them). Lists
+	// of the account fail until "postflight shards set" writes a good one.
+	BadSchedule error
+	Version     int64 // 0: no stored item (defaults)
 }
 
 type cachedConfig struct {
@@ -115,6 +128,9 @@ func (s *Store) readAccount(ctx context.Context, account string) (AccountConfig,
 		if c, err = s.parseConfig(out.Item); err != nil {
 			return AccountConfig{}, err
 		}
+		if c.BadSchedule != nil {
+			s.log.Error("account shard schedule unreadable; using the rest of its configuration", "account", account, "err", c.BadSchedule)
+		}
 	}
 	return s.acc.put(account, cachedConfig{AccountConfig: c, fetched: now}), nil
 }
@@ -128,15 +144,20 @@ func (s *Store) parseConfig(item map[string]types.AttributeValue) (AccountConfig
 	if r, ok := nAttr(item, aRetention); ok {
 		c.RetentionDays = int(r)
 	}
+	if f, ok := nAttr(item, aRetFloor); ok {
+		c.RetentionFloor = time.UnixMilli(f).UTC()
+	}
 	if sc, ok := sAttr(item, aSchedule); ok {
 		var sch keydesign.Schedule
-		if err := json.Unmarshal([]byte(sc), &sch); err != nil {
-			return c, fmt.Errorf("account schedule: %w", err)
+		err := json.Unmarshal([]byte(sc), &sch)
+		if err == nil {
+			err = sch.Validate()
 		}
-		if err := sch.Validate(); err != nil {
-			return c, fmt.Errorf("account schedule: %w", err)
+		if err != nil {
+			c.BadSchedule = fmt.Errorf("account schedule: %w", err)
+		} else {
+			c.Schedule = sch
 		}
-		c.Schedule = sch
 	}
 	c.Version, _ = nAttr(item, aCfgVersion)
 	return c, nil
@@ -164,6 +185,9 @@ func (s *Store) RefreshAccounts(ctx context.Context) error {
 			if err != nil {
 				s.log.Error("skipping bad account config", "account", account, "err", err)
 				continue
+			}
+			if c.BadSchedule != nil {
+				s.log.Error("account shard schedule unreadable; writing with the default", "account", account, "err", c.BadSchedule)
 			}
 			m[account] = cachedConfig{AccountConfig: c, fetched: now}
 		}
@@ -211,9 +235,6 @@ func (s *Store) Run(ctx context.Context) error {
 	}
 }
 
-// ErrConflict means concurrent changes kept winning; the caller may retry.
-var ErrConflict = errors.New("concurrent change, retry")
-
 // updateAccount applies change to the stored configuration of an account
 // with optimistic concurrency, retrying a few times on conflict.
 func (s *Store) updateAccount(ctx context.Context, account string, change func(*AccountConfig) (bool, error)) (AccountConfig, error) {
@@ -235,19 +256,30 @@ func (s *Store) updateAccount(ctx context.Context, account string, change func(*
 		in := &dynamodb.UpdateItemInput{
 			TableName:        &s.table,
 			Key:              cfgKey(account),
-			UpdateExpression: aws.String("SET #r = :r, #sc = :sc, #v = :nv"),
+			UpdateExpression: aws.String("SET #r = :r, #v = :nv"),
 			ExpressionAttributeNames: map[string]string{
-				"#r": aRetention, "#sc": aSchedule, "#v": aCfgVersion,
+				"#r": aRetention, "#v": aCfgVersion,
 			},
 			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":r": num(int64(next.RetentionDays)), ":sc": str(string(sc)), ":nv": num(cur.Version + 1),
+				":r": num(int64(next.RetentionDays)), ":nv": num(cur.Version + 1),
 			},
 		}
+		if next.BadSchedule == nil { // an unreadable one stays as it is, for repair
+			in.UpdateExpression = aws.String(*in.UpdateExpression + ", #sc = :sc")
+			in.ExpressionAttributeNames["#sc"] = aSchedule
+			in.ExpressionAttributeValues[":sc"] = str(string(sc))
+		}
 		if next.RetentionDays != cur.RetentionDays {
-			// The re-stamp job of the new policy, in the same write.
-			in.UpdateExpression = aws.String(*in.UpdateExpression + ", #rs = :rs")
+			// The re-stamp job of the new policy, and the floor below which
+			// TTL may already have removed records, in the same write.
+			if h := s.cfg.Now().Add(-days(cur.RetentionDays)).UTC().Truncate(time.Millisecond); h.After(next.RetentionFloor) {
+				next.RetentionFloor = h
+			}
+			in.UpdateExpression = aws.String(*in.UpdateExpression + ", #rs = :rs, #rf = :rf")
 			in.ExpressionAttributeNames["#rs"] = aRestampFrom
 			in.ExpressionAttributeValues[":rs"] = str(s.restamp.newJob(next.RetentionDays))
+			in.ExpressionAttributeNames["#rf"] = aRetFloor
+			in.ExpressionAttributeValues[":rf"] = num(next.RetentionFloor.UnixMilli())
 		}
 		if cur.Version == 0 {
 			in.ConditionExpression = aws.String("attribute_not_exists(#v)")
@@ -300,7 +332,8 @@ func (s *Store) SetShards(ctx context.Context, account string, from time.Time, n
 		}
 		changed := c.Version == 0 || !slices.EqualFunc(next.Epochs, c.Schedule.Epochs,
 			func(a, b keydesign.Epoch) bool { return a.Shards == b.Shards && a.From.Equal(b.From) })
-		c.Schedule = next
+		changed = changed || c.BadSchedule != nil
+		c.Schedule, c.BadSchedule = next, nil
 		return changed, nil
 	})
 }

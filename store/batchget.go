@@ -84,7 +84,7 @@ func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeV
 		}
 		items := resp.Responses[s.table]
 		for _, item := range items {
-			m, ok, err := decodeItem(item)
+			m, ok, err := s.decode(ctx, item)
 			if err != nil {
 				return nil, fmt.Errorf("batch get: %w", err)
 			}

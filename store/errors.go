@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -42,6 +43,9 @@ var (
 		"ValidationException": true, "SerializationException": true, "ItemCollectionSizeLimitExceededException": true,
 	}
 )
+
+// ErrConflict means concurrent changes kept winning; the caller may retry.
+var ErrConflict = postflight.ErrConflict
 
 // classify maps a request-level error to the outcome of every item in it.
 func classify(err error) postflight.WriteOutcome {
@@ -116,3 +120,20 @@ func IsTransient(err error) bool {
 	o := classify(err)
 	return o == postflight.Throttled || o == postflight.Unavailable
 }
+
+// wrapErr adds context to a request error and, when it is transient, makes
+// it match postflight.ErrUnavailable, so callers that only know the domain
+// (the API) can tell a retryable failure from a broken one.
+func wrapErr(op string, err error) error {
+	err = fmt.Errorf("%s: %w", op, err)
+	if IsTransient(err) {
+		return transientError{err}
+	}
+	return err
+}
+
+type transientError struct{ error }
+
+func (e transientError) Unwrap() error { return e.error }
+
+func (e transientError) Is(target error) bool { return target == postflight.ErrUnavailable }

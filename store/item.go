@@ -3,12 +3,16 @@ package store
 import (
 	"bytes"
 	"compress/flate"
-	_ "embed"
+	"context"
+	"embed"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"path"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,7 +28,7 @@ import (
 //
 // A message item holds its keys, the attributes that conditions and filters
 // need as attributes of their own, and everything else packed into one
-// binary attribute d (Avro, see record.avsc), DEFLATE-compressed when that
+// binary attribute d (Avro, see schemas/ and "The stored format of d" below), DEFLATE-compressed when that
 // saves space. Fewer attributes make items smaller (DynamoDB charges names
 // too) and write requests cheaper to build: an event write is 10 parameters,
 // whatever the message carries.
@@ -35,7 +39,7 @@ const (
 	aFrom       = "fa" // from address (S): filter
 	aTo         = "ta" // to address (S): filter
 	aTTL        = "x"  // expiry (N, unix seconds): DynamoDB's TTL attribute
-	aData       = "d"  // everything else (B): see record.avsc
+	aData       = "d"  // everything else (B): see schemas/ and "The stored format of d"
 	aDeleted    = "dl" // tombstone marker (N 1): no event writes over it
 	aRedacted   = "rd" // body redacted by the API (N 1): no event writes a body again
 	aPriceFixed = "pc" // price corrected by the API (N 1): events no longer set the price
@@ -47,22 +51,91 @@ const (
 // save nothing; above it, a long WhatsApp body typically drops a unit or two.
 const compressMin = 768
 
-// Version bytes in front of d.
+// The stored format of d
+//
+// d lives in the table for years, across releases, so its first byte names
+// how the rest was written: the high four bits are the record schema version
+// (schemas/record.vN.avsc, N from 1 to 15), the low four the compression
+// (compNone or compDeflate). Readers keep every writer schema ever shipped
+// and read each version into the current one by Avro schema resolution; a
+// new version is a new schema file, its golden items in testdata/records,
+// and a bump of currentRecordVersion (the release before it must already
+// read it: see README, "Stored data").
+//
+// Items written before the header named the schema carry 0x01 (plain) or
+// 0x02 (DEFLATE): both are schema version 1, and are read as such forever.
 const (
-	dAvro         byte = 1
-	dAvroDeflated byte = 2
+	compNone    = 0
+	compDeflate = 1
+
+	legacyPlain    byte = 0x01
+	legacyDeflated byte = 0x02
 )
+
+// currentRecordVersion is the record schema version this release writes.
+const currentRecordVersion = 1
+
+func header(version, comp int) byte { return byte(version<<4 | comp) }
 
 // MaxItemBytes is DynamoDB's item size limit.
 const MaxItemBytes = 400 * 1024
 
-//go:embed record.avsc
-var recordSchemaJSON string
+//go:embed schemas/record.v*.avsc
+var schemaFiles embed.FS
 
 var (
-	recordSchema = avro.MustParse(recordSchemaJSON)
-	recordAPI    = avro.Config{TagKey: "avro", MaxByteSliceSize: MaxItemBytes * 8, MaxSliceAllocSize: MaxItemBytes * 8}.Freeze()
+	recordAPI = avro.Config{TagKey: "avro", MaxByteSliceSize: MaxItemBytes * 8, MaxSliceAllocSize: MaxItemBytes * 8}.Freeze()
+	// writerSchemas holds every record schema ever shipped, by version;
+	// readSchemas the same resolved to the current one.
+	writerSchemas, readSchemas = loadRecordSchemas(schemaFiles, currentRecordVersion)
+	// recordSchema is the current version's: the one appendRecord writes.
+	recordSchema = writerSchemas[currentRecordVersion]
 )
+
+// loadRecordSchemas parses schemas/record.vN.avsc for every N the files
+// hold and resolves each to the current version. A shipped schema that the
+// current one cannot read is a broken invariant: it panics at start (and in
+// every test), never at a read.
+func loadRecordSchemas(files fs.FS, currentVersion int) (writers, readers map[int]avro.Schema) {
+	names, err := fs.Glob(files, "schemas/record.v*.avsc")
+	if err != nil {
+		panic(err)
+	}
+	writers = make(map[int]avro.Schema, len(names))
+	for _, name := range names {
+		v, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(path.Base(name), "record.v"), ".avsc"))
+		if err != nil || v < 1 || v > 15 {
+			panic(fmt.Sprintf("store: record schema file %s: want record.vN.avsc with N in [1,15]", name))
+		}
+		b, err := fs.ReadFile(files, name)
+		if err != nil {
+			panic(err)
+		}
+		// A cache per file: every version has the same full name.
+		sch, err := avro.ParseBytesWithCache(b, "", &avro.SchemaCache{})
+		if err != nil {
+			panic(fmt.Sprintf("store: %s: %v", name, err))
+		}
+		writers[v] = sch
+	}
+	current, ok := writers[currentVersion]
+	if !ok {
+		panic(fmt.Sprintf("store: no schema file for the current record version %d", currentVersion))
+	}
+	readers = make(map[int]avro.Schema, len(writers))
+	for v, w := range writers {
+		if v == currentVersion {
+			readers[v] = current
+			continue
+		}
+		r, err := avro.NewSchemaCompatibility().Resolve(current, w)
+		if err != nil {
+			panic(fmt.Sprintf("store: record schema v%d cannot be read as v%d: %v", v, currentVersion, err))
+		}
+		readers[v] = r
+	}
+	return writers, readers
+}
 
 // record is the Avro shape of d.
 type record struct {
@@ -81,7 +154,8 @@ type record struct {
 	DateUpdated         int64             `avro:"date_updated"`
 }
 
-// pack encodes the non-key part of m as the value of d.
+// pack encodes the non-key part of m as the value of d, in the current
+// record schema version.
 func pack(m *postflight.Message) []byte {
 	raw := appendRecord(make([]byte, 1, packedSize(m)), m)
 	if len(raw)-1 >= compressMin {
@@ -89,16 +163,17 @@ func pack(m *postflight.Message) []byte {
 			return z
 		}
 	}
-	raw[0] = dAvro
+	raw[0] = header(currentRecordVersion, compNone)
 	return raw
 }
 
-// appendRecord appends m's StoredMessage (record.avsc) in Avro's binary
-// encoding. It is the write path's encoder: hamba's reflection-driven
-// Marshal of the same record cost ~1.4 µs per message, a fifth of the
-// pipeline's budget, where appending the thirteen fields costs ~0.1 µs.
-// Reads decode with hamba against the schema, and TestPackMatchesHamba checks
-// that hamba decodes whatever this appends (and that both encode alike).
+// appendRecord appends m's StoredMessage (the current schemas/record.vN.avsc)
+// in Avro's binary encoding. It is the write path's encoder: hamba's
+// reflection-driven Marshal of the same record cost ~1.4 µs per message, a
+// fifth of the pipeline's budget, where appending the thirteen fields costs
+// ~0.1 µs. Reads decode with hamba against the schema files, and
+// TestPackMatchesHamba holds this encoder to the current schema file (hamba
+// decodes whatever this appends, and both encode alike).
 func appendRecord(b []byte, m *postflight.Message) []byte {
 	b = binary.AppendVarint(b, int64(m.Channel)) // Avro int/long: zigzag varint
 	b = binary.AppendVarint(b, int64(m.Direction))
@@ -159,25 +234,44 @@ func packedSize(m *postflight.Message) int {
 	return n
 }
 
-// unpack decodes d into m's non-key fields.
+// ErrCorruptRecord is a stored d attribute that cannot be read: an unknown
+// header, a truncated or overlong record, broken compression. Reads return
+// it (wrapped, with the message SID) instead of zero values; the store counts
+// and logs every occurrence (Store.decode).
+var ErrCorruptRecord = postflight.ErrCorruptRecord
+
+// unpack decodes d, whatever version and compression wrote it, into m's
+// non-key fields. Every byte of the record must be consumed: a truncated or
+// overlong record is ErrCorruptRecord, never a record of zero values.
 func unpack(d []byte, m *postflight.Message) error {
 	if len(d) == 0 {
-		return errors.New("empty data attribute")
+		return fmt.Errorf("%w: empty data attribute", ErrCorruptRecord)
+	}
+	version, comp := int(d[0]>>4), int(d[0]&0x0f)
+	switch d[0] {
+	case legacyPlain:
+		version, comp = 1, compNone
+	case legacyDeflated:
+		version, comp = 1, compDeflate
+	}
+	schema, ok := readSchemas[version]
+	if !ok {
+		return fmt.Errorf("%w: header %#02x: unknown record schema version %d", ErrCorruptRecord, d[0], version)
 	}
 	raw := d[1:]
-	switch d[0] {
-	case dAvro:
-	case dAvroDeflated:
+	switch comp {
+	case compNone:
+	case compDeflate:
 		var err error
 		if raw, err = inflate(raw); err != nil {
-			return err
+			return fmt.Errorf("%w: %w", ErrCorruptRecord, err)
 		}
 	default:
-		return fmt.Errorf("unknown data version %d", d[0])
+		return fmt.Errorf("%w: header %#02x: unknown compression %d", ErrCorruptRecord, d[0], comp)
 	}
 	var r record
-	if err := recordAPI.Unmarshal(recordSchema, raw, &r); err != nil {
-		return fmt.Errorf("unpack message: %w", err)
+	if err := decodeRecord(schema, raw, &r); err != nil {
+		return fmt.Errorf("%w: record v%d: %w", ErrCorruptRecord, version, err)
 	}
 	m.Channel, m.Direction = postflight.Channel(r.Channel), postflight.Direction(r.Direction)
 	m.NumSegments, m.NumMedia = r.NumSegments, r.NumMedia
@@ -196,6 +290,24 @@ func unpack(d []byte, m *postflight.Message) error {
 	return nil
 }
 
+// decodeRecord reads exactly one record from raw. hamba's Unmarshal treats
+// running out of bytes as the end of input and returns nil with the fields
+// left at zero, and ignores trailing bytes; its Reader reports both.
+func decodeRecord(schema avro.Schema, raw []byte, r any) error {
+	rd := avro.NewReader(nil, 0, avro.WithReaderConfig(recordAPI)).Reset(raw)
+	rd.ReadVal(schema, r)
+	if rd.Error != nil {
+		if errors.Is(rd.Error, io.EOF) {
+			return io.ErrUnexpectedEOF
+		}
+		return rd.Error
+	}
+	if rd.Peek(); rd.Error == nil {
+		return errors.New("trailing bytes after the record")
+	}
+	return nil
+}
+
 // deflateLevel trades a few percent of size for CPU: on the realistic mix
 // (itemsize_test.go) klauspost's level 1 is over twice as fast as the standard
 // library's level 6 on 0.6–4 KB bodies, and its output is still DEFLATE,
@@ -207,12 +319,12 @@ var flaters = sync.Pool{New: func() any {
 	return w
 }}
 
-// deflate returns dAvroDeflated and b compressed, if that is at least 15%
+// deflate returns the current version's DEFLATE header and b compressed, if that is at least 15%
 // smaller.
 func deflate(b []byte) ([]byte, bool) {
 	var buf bytes.Buffer
 	buf.Grow(1 + len(b)*85/100)
-	buf.WriteByte(dAvroDeflated)
+	buf.WriteByte(header(currentRecordVersion, compDeflate))
 	w := flaters.Get().(*kflate.Writer)
 	defer flaters.Put(w)
 	w.Reset(&buf)
@@ -229,11 +341,15 @@ func deflate(b []byte) ([]byte, bool) {
 }
 
 func inflate(b []byte) ([]byte, error) {
-	r := flate.NewReader(bytes.NewReader(b))
+	br := bytes.NewReader(b) // an io.ByteReader: flate reads no further than its stream
+	r := flate.NewReader(br)
 	defer r.Close()
 	out, err := io.ReadAll(io.LimitReader(r, MaxItemBytes*8))
 	if err != nil {
 		return nil, fmt.Errorf("inflate data: %w", err)
+	}
+	if br.Len() > 0 {
+		return nil, errors.New("inflate data: trailing bytes after the compressed stream")
 	}
 	return out, nil
 }
@@ -324,6 +440,19 @@ func decodeItem(item map[string]types.AttributeValue) (m postflight.Message, ok 
 	m.From, _ = sAttr(item, aFrom)
 	m.To, _ = sAttr(item, aTo)
 	return m, true, nil
+}
+
+// decode is decodeItem for the store's reads: a corrupt record is counted
+// and logged (with the item's keys) where it is found, then returned.
+func (s *Store) decode(ctx context.Context, item map[string]types.AttributeValue) (postflight.Message, bool, error) {
+	m, ok, err := decodeItem(item)
+	if err != nil {
+		s.m.corrupt.Add(ctx, 1)
+		sid, _ := sAttr(item, keydesign.AttrPK)
+		account, _ := sAttr(item, keydesign.AttrSK)
+		s.log.ErrorContext(ctx, "stored record cannot be read", "sid", sid, "account", account, "err", err)
+	}
+	return m, ok, err
 }
 
 func sAttr(item map[string]types.AttributeValue, name string) (string, bool) {

@@ -15,6 +15,7 @@ type metrics struct {
 	requests  metric.Int64Counter     // by operation and result
 	latency   metric.Float64Histogram // by operation
 	retention metric.Int64Counter     // items re-stamped by the retention job
+	corrupt   metric.Int64Counter     // stored records that could not be read
 }
 
 func newMetrics(m metric.Meter) (metrics, error) {
@@ -35,6 +36,9 @@ func newMetrics(m metric.Meter) (metrics, error) {
 		return x, err
 	}
 	if x.retention, err = m.Int64Counter("postflight.store.retention.restamped", metric.WithDescription("Items whose TTL the retention job re-stamped.")); err != nil {
+		return x, err
+	}
+	if x.corrupt, err = m.Int64Counter("postflight.store.corrupt_records", metric.WithDescription("Stored records whose packed data could not be read (unknown header, truncated, trailing bytes).")); err != nil {
 		return x, err
 	}
 	return x, nil

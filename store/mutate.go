@@ -14,12 +14,8 @@ import (
 	"github.com/postflight/postflight/keydesign"
 )
 
-// Patch is an API correction of a stored message. A nil field is left alone.
-type Patch struct {
-	Redact      bool    // set the body to "" for good
-	PriceMicros *int64  // correct the price; pins it against later events
-	PriceUnit   *string // correct the currency; pins it too
-}
+// Patch is the domain's correction of a stored message.
+type Patch = postflight.Patch
 
 // Update applies a correction. ifRevision, when not nil, must equal the
 // stored revision (the API's If-Match) or ErrPreconditionFailed is returned.
@@ -38,9 +34,9 @@ func (s *Store) Update(ctx context.Context, account, sid string, p Patch, ifRevi
 		out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key, ConsistentRead: aws.Bool(true)})
 		s.observe(ctx, "patch", start, err)
 		if err != nil {
-			return postflight.Message{}, fmt.Errorf("read message: %w", err)
+			return postflight.Message{}, wrapErr("read message", err)
 		}
-		m, ok, err := decodeItem(out.Item)
+		m, ok, err := s.decode(ctx, out.Item)
 		if err != nil {
 			return m, err
 		}
@@ -90,9 +86,9 @@ func (s *Store) Update(ctx context.Context, account, sid string, p Patch, ifRevi
 			continue // an event or another patch landed in between: read again
 		}
 		if err != nil {
-			return postflight.Message{}, fmt.Errorf("update message: %w", err)
+			return postflight.Message{}, wrapErr("update message", err)
 		}
-		m, ok, err = decodeItem(upd.Attributes)
+		m, ok, err = s.decode(ctx, upd.Attributes)
 		if err != nil {
 			return m, err
 		}
@@ -109,10 +105,15 @@ func (s *Store) Update(ctx context.Context, account, sid string, p Patch, ifRevi
 // replayed events fail on it. It is idempotent, and it also works before the
 // message's first event has been ingested: the tombstone is waiting for it.
 //
-// The tombstone expires MaxRetentionDays after the later of now and the
-// message's date_created: by then any replayed event for it is past every
+// The tombstone expires MaxRetentionDays and one day after now. A stored
+// message's date_created is at most Config.MaxClockSkew (15 minutes) after
+// the time its event was written, so before now plus the day: by the time
+// the tombstone expires, any replayed event for the message is past every
 // possible retention and is dropped at ingest as Expired, so nothing can
-// resurrect it, even after the account's retention is raised.
+// resurrect it, even after the account's retention is raised. (A tombstone
+// written before the message's first event waits for it the same way; an
+// event dated more than a day after such a delete would outlive it by that
+// much.)
 func (s *Store) Delete(ctx context.Context, account, sid string) error {
 	now := s.cfg.Now()
 	remove := []string{keydesign.AttrIndexPK, keydesign.AttrIndexSK, aStatus, aFrom, aTo, aData, aRedacted, aPriceFixed}
@@ -137,7 +138,7 @@ func (s *Store) Delete(ctx context.Context, account, sid string) error {
 	})
 	s.observe(ctx, "delete", start, err)
 	if err != nil {
-		return fmt.Errorf("delete message: %w", err)
+		return wrapErr("delete message", err)
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/postflight/postflight"
 )
 
 // Config configures a Store. The zero value of every field but Table takes
@@ -64,8 +66,8 @@ type Config struct {
 
 // Retention bounds of DESIGN.md §3.
 const (
-	MinRetentionDays = 1
-	MaxRetentionDays = 3650
+	MinRetentionDays = postflight.MinRetentionDays
+	MaxRetentionDays = postflight.MaxRetentionDays
 )
 
 func (c *Config) setDefaults() {

@@ -72,7 +72,7 @@ func (s *Store) WriteBatch(ctx context.Context, msgs []*postflight.Message, res 
 func (s *Store) prepare(m *postflight.Message, now time.Time, e *encoded) (postflight.WriteResult, bool) {
 	acc := s.Account(m.AccountSID)
 	expires := m.DateCreated.Add(days(acc.RetentionDays))
-	if !expires.After(now) {
+	if !expires.After(now) || m.DateCreated.Before(acc.RetentionFloor) {
 		return postflight.WriteResult{Outcome: postflight.Expired}, false
 	}
 	n := acc.Schedule.At(m.DateCreated)
@@ -220,7 +220,7 @@ func (s *Store) aroundPins(e *encoded, item map[string]types.AttributeValue) (*e
 	if !redacted && !priceFixed {
 		return e, nil
 	}
-	stored, ok, err := decodeItem(item)
+	stored, ok, err := s.decode(context.Background(), item)
 	if err != nil || !ok {
 		return nil, fmt.Errorf("read pinned fields: %w", err)
 	}

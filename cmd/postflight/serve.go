@@ -23,6 +23,9 @@ import (
 	"github.com/postflight/postflight/store"
 )
 
+// The API declares what it needs of the store in the domain's terms.
+var _ api.Store = (*store.Store)(nil)
+
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("postflight serve", stderr)
 	var f serveFlags
