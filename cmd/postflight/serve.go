@@ -117,6 +117,9 @@ func serve(ctx context.Context, f serveFlags, getenv func(string) string, log *s
 	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAPI()
 	g, gctx := errgroup.WithContext(ctx)
+	if err := startPprof(gctx, g, f.pprofListen, log); err != nil {
+		return err
+	}
 	g.Go(func() error {
 		defer stopAPI()
 		return in.Run(gctx)
