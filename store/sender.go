@@ -135,8 +135,9 @@ type statementResult struct {
 }
 
 // send sends one BatchExecuteStatement whose JSON body is body and returns
-// the per-statement results. Errors are the SDK's types (see classify).
-func (b *batchSender) send(ctx context.Context, body []byte) ([]statementResult, error) {
+// the per-statement results and the consumed capacity. Errors are the SDK's
+// types (see classify).
+func (b *batchSender) send(ctx context.Context, body []byte) (*batchOutput, error) {
 	res, err := b.do(ctx, body)
 	if err != nil {
 		return nil, &smithy.OperationError{ServiceID: "DynamoDB", OperationName: "BatchExecuteStatement", Err: err}
@@ -144,7 +145,7 @@ func (b *batchSender) send(ctx context.Context, body []byte) ([]statementResult,
 	return res, nil
 }
 
-func (b *batchSender) do(ctx context.Context, body []byte) ([]statementResult, error) {
+func (b *batchSender) do(ctx context.Context, body []byte) (*batchOutput, error) {
 	creds, err := b.creds.Retrieve(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("retrieve credentials: %w", err)
@@ -183,11 +184,11 @@ func (b *batchSender) do(ctx context.Context, body []byte) ([]statementResult, e
 			RequestID:     resp.Header.Get("X-Amzn-Requestid"),
 		}
 	}
-	var out struct{ Responses []statementResult }
+	var out batchOutput
 	if err := json.Unmarshal(payload, &out); err != nil {
 		return nil, &smithy.DeserializationError{Err: err, Snapshot: payload}
 	}
-	return out.Responses, nil
+	return &out, nil
 }
 
 const userAgent = "postflight aws-sdk-go-v2/batch-sender"

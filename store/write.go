@@ -94,7 +94,7 @@ func (s *Store) execute(ctx context.Context, idx []int, encs []*encoded, k stmtK
 	if len(idx) == 0 {
 		return nil
 	}
-	size := len(`{"Statements":[]}`) + len(idx)
+	size := len(`{"Statements":[`) + len(batchBodyEnd) + len(idx)
 	for _, i := range idx {
 		size += s.stmts.batchBodySize(k, encs[i])
 	}
@@ -105,14 +105,19 @@ func (s *Store) execute(ctx context.Context, idx []int, encs []*encoded, k stmtK
 		}
 		body = s.stmts.appendStatement(body, k, encs[i])
 	}
-	body = append(body, "]}"...)
+	body = append(body, batchBodyEnd...)
 	op := "insert"
 	if k != kindInsert {
 		op = "update"
 	}
 	start := time.Now()
-	results, err := s.batch.send(ctx, body)
+	out, err := s.batch.send(ctx, body)
 	s.observe(ctx, op, start, err)
+	var results []statementResult
+	if err == nil {
+		results = out.Responses
+		s.countUnits(ctx, k, out.ConsumedCapacity)
+	}
 	if err == nil && len(results) != len(idx) {
 		err = fmt.Errorf("batch of %d statements answered with %d responses", len(idx), len(results))
 	}
