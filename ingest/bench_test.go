@@ -122,9 +122,11 @@ func hexSID(prefix string) string {
 // and this process's CPU-µs per record, for three workloads of
 // internal/benchload: new (one final event per message), status (a status
 // stream) and mix (the realistic body mix). "fake" points the client at an
-// endpoint that answers at once (and DuplicateItem for a key it saw,
-// as DynamoDB does), isolating the pipeline's own cost; "dynamodb-local"
-// writes for real. Run with a fixed count:
+// endpoint that answers at once (and fails INSERTs and UPDATEs as DynamoDB
+// would, billing write units), isolating the pipeline's own cost;
+// "dynamodb-local" writes for real. wcu/stored is the write units billed
+// per final state stored (the floor is 2: one base and one index write;
+// DynamoDB Local bills nothing). Run with a fixed count:
 //
 //	go test -run '^$' -bench Ingest/fake -benchtime 100000x ./ingest/
 func BenchmarkIngest(b *testing.B) {
@@ -181,10 +183,11 @@ func benchIngest(b *testing.B, target, workload string) {
 	go func() { done <- st.Run(ctx) }()
 	// Settled records, read from /metrics as scripts/bench-serve reads
 	// them from serve, at the same pace.
+	var metrics []byte
 	for {
 		rec := httptest.NewRecorder()
 		tel.Handler.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-		if benchload.Settled(rec.Body.Bytes()) >= int64(n) {
+		if metrics = rec.Body.Bytes(); benchload.Settled(metrics) >= int64(n) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -199,4 +202,5 @@ func benchIngest(b *testing.B, target, workload string) {
 	}
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "records/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/record")
+	b.ReportMetric(benchload.WriteUnitsPerStored(metrics), "wcu/stored")
 }

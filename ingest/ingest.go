@@ -38,6 +38,10 @@ type Config struct {
 	BreakerOpen     time.Duration // default 5s
 
 	MaxClockSkew time.Duration // how far in the future event times may lie, default 15m
+
+	// RecentPerPartition bounds the memory of recently stored messages
+	// per partition (recent.go): default 16384 (~1 MB); negative: none.
+	RecentPerPartition int
 }
 
 func (c *Config) setDefaults() {
@@ -74,6 +78,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.BreakerFailures == 0 {
 		c.BreakerFailures = 5
+	}
+	if c.RecentPerPartition == 0 {
+		c.RecentPerPartition = 16384
 	}
 }
 

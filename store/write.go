@@ -41,23 +41,36 @@ const MaxBatch = 25
 // of msgs[i]. It never returns early: every message gets an outcome, and a
 // failed request marks each of its messages Throttled or Unavailable.
 func (s *Store) WriteBatch(ctx context.Context, msgs []*postflight.Message, res []postflight.WriteResult) {
-	if len(msgs) > MaxBatch || len(res) < len(msgs) {
+	s.WriteBatchStored(ctx, msgs, nil, res)
+}
+
+// WriteBatchStored is WriteBatch for messages of which the caller knows
+// some are stored (stored[i], or none if stored is nil): those skip the
+// INSERT that would fail (and be billed) and go straight to the conditional
+// UPDATE. A message wrongly said stored is still written right: its UPDATE
+// fails the condition and resolve settles it.
+func (s *Store) WriteBatchStored(ctx context.Context, msgs []*postflight.Message, stored []bool, res []postflight.WriteResult) {
+	if len(msgs) > MaxBatch || len(res) < len(msgs) || (stored != nil && len(stored) < len(msgs)) {
 		panic(fmt.Sprintf("store: WriteBatch of %d messages, %d results", len(msgs), len(res)))
 	}
 	now := s.cfg.Now()
-	var todoBuf [MaxBatch]int
+	var todoBuf, knownBuf [MaxBatch]int
 	arena := make([]encoded, len(msgs)) // one allocation for the batch
 	encs := make([]*encoded, len(msgs))
-	todo := todoBuf[:0]
+	todo, known := todoBuf[:0], knownBuf[:0]
 	for i, m := range msgs {
 		if r, ok := s.prepare(m, now, &arena[i]); !ok {
 			res[i] = r
 			continue
 		}
 		encs[i] = &arena[i]
-		todo = append(todo, i)
+		if stored != nil && stored[i] {
+			known = append(known, i)
+		} else {
+			todo = append(todo, i)
+		}
 	}
-	exists := s.execute(ctx, todo, encs, kindInsert, res, types.BatchStatementErrorCodeEnumDuplicateItem)
+	exists := append(known, s.execute(ctx, todo, encs, kindInsert, res, types.BatchStatementErrorCodeEnumDuplicateItem)...)
 	conflicts := s.execute(ctx, exists, encs, kindUpdate, res, types.BatchStatementErrorCodeEnumConditionalCheckFailed)
 	for _, i := range conflicts {
 		res[i] = s.resolve(ctx, encs[i])

@@ -85,6 +85,7 @@ func serve(ctx context.Context, f serveFlags, getenv func(string) string, log *s
 	icfg := ingest.Config{
 		Brokers: splitList(f.brokers), Topic: f.topic, DLQTopic: f.dlqTopic, Group: f.group,
 		DrainTimeout: f.drainTimeout, MaxConcurrency: f.maxConcurrency, MaxPendingMB: f.maxPendingMB, Linger: f.linger,
+		RecentPerPartition: f.recentPerPart,
 	}
 	dec := ingest.NewDecoder(schemas, st.Config().MaxClockSkew, nil)
 	in, err = ingest.New(icfg, st, dec, log.With("component", "ingest"), tel.Provider, nil)

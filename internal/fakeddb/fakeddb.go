@@ -18,29 +18,32 @@ import (
 	"sync/atomic"
 )
 
-// Handler answers DynamoDB JSON-protocol requests. Like DynamoDB, an INSERT
-// statement of a BatchExecuteStatement fails with DuplicateItem when its key
-// (the first two parameters, p and s) was inserted before, so the UPDATE
-// round the store then sends is paid for as it is against DynamoDB; every
-// other statement succeeds. Conditions are not evaluated: an UPDATE always
-// applies. Asked for consumed capacity, it bills as DynamoDB does for items
-// of at most 1 KB: a failed INSERT one write unit on the table, an applied
-// statement one on the table and one on the index (IndexName). Other
-// operations get an empty success.
+// Handler answers DynamoDB JSON-protocol requests. It keeps each key's
+// sequence (and nothing else) so that the store's rounds are paid for as
+// against DynamoDB: in a BatchExecuteStatement an INSERT of a key it holds
+// fails with DuplicateItem, and an UPDATE (the store's event UPDATE: the key
+// and the sequence bound are its last three parameters) fails with
+// ConditionalCheckFailed unless it holds the key with a lower sequence;
+// GetItem returns the key and its sequence. Tombstones, pins and revisions
+// are not modelled: it is a benchmark endpoint, not a store. Asked for
+// consumed capacity, it bills as DynamoDB does for items of at most 1 KB: a
+// failed statement one write unit on the table, an applied one one on the
+// table and one on the index (IndexName). Other operations get an empty
+// success.
 type Handler struct {
 	// IndexName names the index in ConsumedCapacity; default "by-date".
 	IndexName string
 
 	Statements atomic.Int64 // statements answered
-	Duplicates atomic.Int64 // INSERTs answered DuplicateItem
+	Failed     atomic.Int64 // statements answered DuplicateItem or ConditionalCheckFailed
 
 	mu   sync.Mutex
-	seen map[string]struct{}
+	seqs map[string]int64 // by key
 }
 
 type statement struct {
 	Statement  string
-	Parameters []struct{ S string }
+	Parameters []struct{ S, N string }
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -70,9 +73,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				b.WriteByte(',')
 			}
 			base++
-			if h.duplicate(st) {
-				h.Duplicates.Add(1)
-				b.WriteString(`{"Error":{"Code":"DuplicateItem","Message":"Duplicate primary key exists in table"}}`)
+			if code := h.apply(st); code != "" {
+				h.Failed.Add(1)
+				fmt.Fprintf(&b, `{"Error":{"Code":%q,"Message":"The conditional request failed"}}`, code)
 				continue
 			}
 			index++
@@ -95,28 +98,52 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(w, b.String())
 	case "Query":
 		reply(w, `{"Items":[],"Count":0}`)
+	case "GetItem":
+		var req struct {
+			Key struct{ P, S struct{ S string } } `json:"Key"`
+		}
+		_ = json.Unmarshal(body, &req)
+		h.mu.Lock()
+		seq, ok := h.seqs[req.Key.P.S+"\x00"+req.Key.S.S]
+		h.mu.Unlock()
+		if !ok {
+			reply(w, `{}`)
+			return
+		}
+		reply(w, fmt.Sprintf(`{"Item":{"p":{"S":%q},"s":{"S":%q},"q":{"N":"%d"},"v":{"N":"1"}}}`, req.Key.P.S, req.Key.S.S, seq))
 	default:
 		reply(w, `{}`)
 	}
 }
 
-// duplicate reports whether st is an INSERT of a key inserted before, and
-// remembers the key.
-func (h *Handler) duplicate(st statement) bool {
-	if !strings.HasPrefix(st.Statement, "INSERT") || len(st.Parameters) < 2 {
-		return false
+// apply applies a statement to the sequences held and returns the error
+// code of a failed one, or "".
+func (h *Handler) apply(st statement) string {
+	ps := st.Parameters
+	insert := strings.HasPrefix(st.Statement, "INSERT")
+	if (insert && len(ps) < 5) || (!insert && len(ps) < 3) {
+		return ""
 	}
-	k := st.Parameters[0].S + "\x00" + st.Parameters[1].S
+	// INSERT: p, s, then the values (g, t, q, …); UPDATE: …, p, s, q bound.
+	k, q := ps[0].S+"\x00"+ps[1].S, ps[4].N
+	if !insert {
+		k, q = ps[len(ps)-3].S+"\x00"+ps[len(ps)-2].S, ps[len(ps)-1].N
+	}
+	seq, _ := strconv.ParseInt(q, 10, 64)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.seen == nil {
-		h.seen = map[string]struct{}{}
+	if h.seqs == nil {
+		h.seqs = map[string]int64{}
 	}
-	if _, ok := h.seen[k]; ok {
-		return true
+	old, ok := h.seqs[k]
+	switch {
+	case insert && ok:
+		return "DuplicateItem"
+	case !insert && (!ok || old >= seq):
+		return "ConditionalCheckFailed"
 	}
-	h.seen[k] = struct{}{}
-	return false
+	h.seqs[k] = seq
+	return ""
 }
 
 // tableOf returns the table the statements name ("INSERT INTO "t" …",

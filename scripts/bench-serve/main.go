@@ -5,7 +5,8 @@
 // of internal/benchload's workloads, starts the serve binary on it with its
 // shipped defaults, and reads the process's CPU time from /proc/PID/stat
 // and its settled records from /metrics until the backlog is drained. It
-// reports records/s and CPU-µs per record with start-up excluded: start-up
+// reports records/s, CPU-µs per record, and the write units the endpoint
+// billed per final state stored, with start-up excluded: start-up
 // is measured by a second serve process on an empty topic, from exec until
 // its consumer group holds its partitions, and subtracted.
 //
@@ -85,17 +86,18 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err := os.WriteFile(auth, []byte(`{"tokens": [{"name": "bench", "sha256": "0000000000000000000000000000000000000000000000000000000000000000", "accounts": ["*"], "scopes": ["read"]}]}`), 0o600); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%-8s %8s %12s %16s %14s\n", "workload", "events", "records/s", "cpu-µs/record", "start-up cpu")
+	fmt.Fprintf(stdout, "%-8s %8s %12s %16s %12s %14s\n", "workload", "events", "records/s", "cpu-µs/record", "wcu/stored", "start-up cpu")
 	for _, w := range c.workloads {
-		var rates, cpus, starts []float64
+		var rates, cpus, starts, wcus []float64
 		for range c.runs {
 			r, err := measure(c, w, auth, stderr)
 			if err != nil {
 				return fmt.Errorf("%s: %w", w, err)
 			}
 			rates, cpus, starts = append(rates, r.rate), append(cpus, r.cpuPerRecord), append(starts, r.startup.Seconds()*1000)
+			wcus = append(wcus, r.wcuPerStored)
 		}
-		fmt.Fprintf(stdout, "%-8s %8d %12.0f %16.2f %12.0fms\n", w, c.events, median(rates), median(cpus), median(starts))
+		fmt.Fprintf(stdout, "%-8s %8d %12.0f %16.2f %12.3f %12.0fms\n", w, c.events, median(rates), median(cpus), median(wcus), median(starts))
 	}
 	return nil
 }
@@ -107,6 +109,7 @@ func median(xs []float64) float64 {
 
 type result struct {
 	rate, cpuPerRecord float64
+	wcuPerStored       float64       // write units billed per final state stored
 	startup            time.Duration // CPU
 }
 
@@ -155,9 +158,11 @@ func measure(c config, workload, auth string, stderr io.Writer) (result, error) 
 	}
 	defer s.stop()
 	var profile chan error
+	var last []byte
 	for {
 		m, err := s.metrics()
 		if err == nil && benchload.Settled(m) >= int64(c.events) {
+			last = m
 			break
 		}
 		if err := s.alive(); err != nil {
@@ -178,6 +183,7 @@ func measure(c config, workload, auth string, stderr io.Writer) (result, error) 
 	return result{
 		rate:         float64(c.events) / wall.Seconds(),
 		cpuPerRecord: float64(cpu.Microseconds()) / float64(c.events),
+		wcuPerStored: benchload.WriteUnitsPerStored(last),
 		startup:      startCPU,
 	}, nil
 }
