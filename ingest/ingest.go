@@ -40,7 +40,7 @@ type Config struct {
 	MaxClockSkew time.Duration // how far in the future event times may lie, default 15m
 
 	// RecentPerPartition bounds the memory of recently stored messages
-	// per partition (recent.go): default 16384 (~1 MB); negative: none.
+	// per partition (recent.go): default 32768 (~3.5 MB); negative: none.
 	RecentPerPartition int
 }
 
@@ -80,7 +80,7 @@ func (c *Config) setDefaults() {
 		c.BreakerFailures = 5
 	}
 	if c.RecentPerPartition == 0 {
-		c.RecentPerPartition = 16384
+		c.RecentPerPartition = 32768
 	}
 }
 

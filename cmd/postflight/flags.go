@@ -89,7 +89,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxListInflight, "max-list-inflight", 32, "most list reads of DynamoDB in flight in this process; identical concurrent lists share one")
 	fs.DurationVar(&f.listQueueTimeout, "list-queue-timeout", time.Second, "how long a list waits for a --max-list-inflight slot before a 503")
 	fs.Float64Var(&f.restampRate, "restamp-rate", 500, "records per second the retention re-stamp job rewrites after a retention change (negative: no limit)")
-	fs.IntVar(&f.recentPerPart, "recent-per-partition", 16384, "messages per partition remembered as stored, so their later events skip the INSERT that would fail (~64 bytes each; negative: none)")
+	fs.IntVar(&f.recentPerPart, "recent-per-partition", 32768, "messages per partition remembered as stored, so their later events skip the INSERT that would fail (~110 bytes each; negative: none)")
 	fs.StringVar(&f.pprofListen, "pprof-listen", "", "admin address serving runtime profiles at /debug/pprof/ (empty: none); keep it private")
 	fs.IntVar(&f.gogc, "gogc", 400, "Go GC target percentage (GOGC); the pending buffer bounds the live heap, so a higher target trades memory for CPU")
 }
