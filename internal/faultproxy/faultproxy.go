@@ -18,6 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -88,6 +90,10 @@ type Fault struct {
 	// X-Amz-Target after the dot, e.g. "BatchExecuteStatement"); other
 	// requests are forwarded.
 	Ops []string
+	// Share, if in (0,1), is the fraction of the requests it applies to
+	// that the fault answers, drawn at random (a partial throttle); the rest
+	// are forwarded. Count counts only the answered ones.
+	Share float64
 }
 
 // Counts are the proxy's counters since it started.
@@ -113,6 +119,7 @@ type Proxy struct {
 	left    int       // requests the fault still answers, if Count > 0
 	until   time.Time // end of the fault, if For > 0
 	latency time.Duration
+	spread  func() time.Duration // if not nil, draws each forwarded request's latency
 
 	requests  atomic.Int64
 	forwarded atomic.Int64
@@ -196,8 +203,27 @@ func (p *Proxy) Active() bool {
 // SetLatency delays every forwarded request by d (0: none).
 func (p *Proxy) SetLatency(d time.Duration) {
 	p.mu.Lock()
-	p.latency = d
+	p.latency, p.spread = d, nil
 	p.mu.Unlock()
+}
+
+// SetLatencyDist delays each forwarded request by a draw of f (nil: none),
+// e.g. LogNormal.
+func (p *Proxy) SetLatencyDist(f func() time.Duration) {
+	p.mu.Lock()
+	p.latency, p.spread = 0, f
+	p.mu.Unlock()
+}
+
+// LogNormal returns draws of a log-normal latency with the given median
+// and 99th percentile, the usual shape of a service's response times. It is
+// safe for concurrent use.
+func LogNormal(median, p99 time.Duration) func() time.Duration {
+	const z99 = 2.3263478740408408 // the standard normal's 99th percentile
+	sigma := math.Log(float64(p99)/float64(median)) / z99
+	return func() time.Duration {
+		return time.Duration(float64(median) * math.Exp(sigma*mrand.NormFloat64()))
+	}
 }
 
 // Counts returns a snapshot of the counters.
@@ -237,7 +263,10 @@ func (p *Proxy) decide(op string) (Kind, time.Duration) {
 	defer p.mu.Unlock()
 	p.expireLocked(time.Now())
 	f := p.fault
-	if f == nil || (len(f.Ops) > 0 && !slices.Contains(f.Ops, op)) {
+	if f == nil || (len(f.Ops) > 0 && !slices.Contains(f.Ops, op)) || (f.Share > 0 && f.Share < 1 && mrand.Float64() >= f.Share) {
+		if p.spread != nil {
+			return Forward, p.spread()
+		}
 		return Forward, p.latency
 	}
 	if f.Count > 0 {

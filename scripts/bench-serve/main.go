@@ -69,6 +69,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&c.runs, "runs", 1, "runs per workload (the median is reported)")
 	fs.StringVar(&extra, "serve-flags", "", "extra flags for serve, space-separated")
 	fs.StringVar(&c.pprof, "cpuprofile", "", "write a CPU profile of serve's drain to this file (serve with --pprof-listen)")
+	var d drainConfig
+	drainMode := fs.Bool("drain", false, "run the latency-bound drain (drain.go) instead: the first workload, through a latency-adding fault proxy")
+	fs.DurationVar(&d.median, "latency-median", 4*time.Millisecond, "drain: median DynamoDB latency")
+	fs.DurationVar(&d.p99, "latency-p99", 25*time.Millisecond, "drain: 99th percentile DynamoDB latency")
+	fs.Float64Var(&d.share, "throttle-share", 0.05, "drain: share of write batches throttled mid-drain (0: none)")
+	fs.DurationVar(&d.at, "throttle-at", 20*time.Second, "drain: when the throttle starts, after the first record settled")
+	fs.DurationVar(&d.dur, "throttle-for", 15*time.Second, "drain: how long the throttle lasts")
+	fs.StringVar(&d.html, "html", "", "drain: write the series as an HTML page with SVG charts")
+	fs.IntVar(&d.partitions, "partitions", 8, "drain: partitions of the topic")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -85,6 +94,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	auth := filepath.Join(dir, "auth.json")
 	if err := os.WriteFile(auth, []byte(`{"tokens": [{"name": "bench", "sha256": "0000000000000000000000000000000000000000000000000000000000000000", "accounts": ["*"], "scopes": ["read"]}]}`), 0o600); err != nil {
 		return err
+	}
+	if *drainMode {
+		d.workload, d.events, d.seed, d.bin, d.auth, d.extra = c.workloads[0], c.events, c.seed, c.bin, auth, extra
+		return drain(d, stdout, stderr)
 	}
 	fmt.Fprintf(stdout, "%-8s %8s %12s %16s %12s %14s\n", "workload", "events", "records/s", "cpu-µs/record", "wcu/stored", "start-up cpu")
 	for _, w := range c.workloads {
