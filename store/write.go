@@ -75,8 +75,14 @@ func (s *Store) WriteBatchStored(ctx context.Context, msgs []*postflight.Message
 	for _, i := range conflicts {
 		res[i] = s.resolve(ctx, encs[i])
 	}
+	var counts [postflight.Unavailable + 1]int64 // one Add per outcome, not per message
 	for i := range msgs {
-		s.m.writes.Add(ctx, 1, s.m.outcomeAttrs[res[i].Outcome]...)
+		counts[res[i].Outcome]++
+	}
+	for o, n := range counts {
+		if n > 0 {
+			s.m.writes.Add(ctx, n, s.m.outcomeAttrs[o]...)
+		}
 	}
 }
 
