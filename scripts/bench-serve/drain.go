@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -158,6 +159,16 @@ func drain(c drainConfig, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "overall %.0f records/s over %.1f s; serve %.2f CPU-µs/record; this harness (broker, endpoint, proxy) %.2f CPU-µs/record\n",
 		overall, last.t-first.t, float64((last.cpu-first.cpu).Microseconds())/(last.settled-first.settled),
 		float64(harnessCPU.Microseconds())/last.settled)
+	var limits, lats []float64
+	for _, d := range samples[1:] {
+		limits, lats = append(limits, d.limit), append(lats, d.meanLatMs)
+	}
+	if len(limits) > 0 {
+		slices.Sort(limits)
+		slices.Sort(lats)
+		fmt.Fprintf(stdout, "AIMD limit: median %.0f, range %.0f–%.0f; mean write latency per interval: median %.1f ms\n",
+			limits[len(limits)/2], limits[0], limits[len(limits)-1], lats[len(lats)/2])
+	}
 	if throttleStart >= 0 {
 		before := phase(0, throttleStart)
 		during := phase(throttleStart, throttleEnd)
