@@ -6,7 +6,7 @@ PKGS := ./...
 TEST_TIMEOUT ?= 20m
 FUZZTIME ?= 10s
 
-.PHONY: all build test test-short run bench lint fmt fuzz tools clean
+.PHONY: all build test test-short run bench bench-serve lint fmt fuzz tools clean
 
 all: build test
 
@@ -28,6 +28,13 @@ run:
 # Benchmarks of the ingest path and the API (see README for the figures).
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3s -benchmem ./ingest/ ./keydesign/ ./api/ ./store/
+
+# The served process measured from outside: records/s and CPU-µs per record
+# of `postflight serve` draining a seeded backlog per workload (see
+# scripts/bench-serve). BENCH_SERVE_FLAGS adds e.g. --events 400000 --runs 3.
+bench-serve:
+	$(GO) build -o bin/ ./cmd/postflight
+	$(GO) run ./scripts/bench-serve --bin bin/postflight $(BENCH_SERVE_FLAGS)
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./ingest/

@@ -27,6 +27,10 @@ type item struct {
 	inflight bool
 	next     *item
 
+	// stored: the store is known to hold the message (recent.go); set by
+	// the writer that has the item in flight.
+	stored bool
+
 	// Storage for the common case, so that a consumed record costs one
 	// allocation: msg points to m, tickets starts in first.
 	m     postflight.Message

@@ -5,25 +5,26 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"runtime/debug"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/postflight/postflight"
 	"github.com/postflight/postflight/ingest"
 	"github.com/postflight/postflight/internal/awsconf"
+	"github.com/postflight/postflight/internal/benchload"
 	"github.com/postflight/postflight/internal/fakeddb"
+	"github.com/postflight/postflight/internal/telemetry"
 	"github.com/postflight/postflight/internal/testenv"
 	"github.com/postflight/postflight/store"
 )
@@ -100,23 +101,6 @@ func startPeer(tb testing.TB) *peer {
 	return p
 }
 
-// countingWriter counts messages that reached a final outcome.
-type countingWriter struct {
-	w       ingest.Writer
-	done    atomic.Int64
-	batches atomic.Int64
-}
-
-func (c *countingWriter) WriteBatch(ctx context.Context, msgs []*postflight.Message, res []postflight.WriteResult) {
-	c.batches.Add(1)
-	c.w.WriteBatch(ctx, msgs, res)
-	for _, r := range res[:len(msgs)] {
-		if r.Outcome.Done() {
-			c.done.Add(1)
-		}
-	}
-}
-
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -130,33 +114,49 @@ func hexSID(prefix string) string {
 }
 
 // BenchmarkIngest measures the whole ingest path (sarama consumer group,
-// decode, batch, conditional PartiQL batches through the AWS SDK, offset
-// commits), one op per record, and reports records/s and this process's
-// CPU-µs per record. "fake" points the SDK at an endpoint that answers at
-// once, isolating the pipeline's own cost; "dynamodb-local" writes for real.
-// Run with a fixed count: go test -run '^$' -bench Ingest -benchtime 100000x ./ingest/
-// The GC target is serve's default (--gogc 400) unless GOGC is set.
+// decode, batch, conditional PartiQL batches, offset commits) wired as serve
+// wires it: serve's DynamoDB client, the OpenTelemetry meter provider with
+// its Prometheus exporter (metrics on), serve's tracer provider (none), the
+// dead-letter producer, the store's background loop, and serve's GC target
+// (--gogc 400) unless GOGC is set. One op per record; it reports records/s
+// and this process's CPU-µs per record, for three workloads of
+// internal/benchload: new (one final event per message), status (a status
+// stream) and mix (the realistic body mix). "fake" points the client at an
+// endpoint that answers at once (and fails INSERTs and UPDATEs as DynamoDB
+// would, billing write units), isolating the pipeline's own cost;
+// "dynamodb-local" writes for real. wcu/stored is the write units billed
+// per final state stored (the floor is 2: one base and one index write;
+// DynamoDB Local bills nothing). Run with a fixed count:
+//
+//	go test -run '^$' -bench Ingest/fake -benchtime 100000x ./ingest/
 func BenchmarkIngest(b *testing.B) {
 	if os.Getenv("GOGC") == "" {
 		defer debug.SetGCPercent(debug.SetGCPercent(400))
 	}
 	for _, target := range []string{"fake", "dynamodb-local"} {
-		b.Run(target, func(b *testing.B) { benchIngest(b, target) })
+		for _, w := range benchload.Workloads {
+			b.Run(target+"/"+w, func(b *testing.B) { benchIngest(b, target, w) })
+		}
 	}
 }
 
-func benchIngest(b *testing.B, target string) {
+func benchIngest(b *testing.B, target, workload string) {
 	p := startPeer(b)
 	endpoint, table := p.ddb, "bench"
 	if target == "dynamodb-local" {
 		endpoint, table = testenv.DynamoDBEndpoint(b), testenv.TableName(b)
 	}
+	tel, err := telemetry.NewMetrics()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tel.Provider.Shutdown(context.Background())
 	// The production client (serve's), not the tests' one.
 	db, err := awsconf.DynamoClient(context.Background(), endpoint, func(string) string { return "" }, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
-	st, err := store.New(db, store.Config{Table: table}, nil, nil)
+	st, err := store.New(db, store.Config{Table: table}, nil, tel.Provider)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -167,66 +167,40 @@ func benchIngest(b *testing.B, target string) {
 		b.Cleanup(func() { _ = st.DeleteTable(context.Background()) })
 	}
 	n := b.N
-	produceFinal(b, p.kafka, n)
-	cw := &countingWriter{w: st}
+	if _, err := benchload.Produce(context.Background(), []string{p.kafka}, "message-events", workload, 1, n); err != nil {
+		b.Fatal(err)
+	}
 	dec := ingest.NewDecoder(ingest.StaticSchemas{}, 15*time.Minute, nil)
-	svc, err := ingest.New(ingest.Config{Brokers: []string{p.kafka}, Group: "bench-" + hexSID("")[:8]}, cw, dec, nil, nil, nil)
+	svc, err := ingest.New(ingest.Config{Brokers: []string{p.kafka}, Group: "bench-" + hexSID("")[:8]}, st, dec, nil, tel.Provider, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	done := make(chan error, 2)
 	b.ResetTimer()
 	start, cpu0 := time.Now(), cpuTime()
 	go func() { done <- svc.Run(ctx) }()
-	for cw.done.Load() < int64(n) {
-		time.Sleep(time.Millisecond)
+	go func() { done <- st.Run(ctx) }()
+	// Settled records, read from /metrics as scripts/bench-serve reads
+	// them from serve, at the same pace.
+	var metrics []byte
+	for {
+		rec := httptest.NewRecorder()
+		tel.Handler.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		if metrics = rec.Body.Bytes(); benchload.Settled(metrics) >= int64(n) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	elapsed, cpu := time.Since(start), cpuTime()-cpu0
 	b.StopTimer()
 	cancel()
-	if err := <-done; err != nil {
-		b.Fatal(err)
+	for range 2 {
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			b.Fatal(err)
+		}
 	}
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "records/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/record")
-	b.ReportMetric(float64(n)/float64(cw.batches.Load()), "records/batch")
-}
-
-// produceFinal produces n final events of distinct messages over 100
-// accounts, with ~120-byte bodies, as v2 Avro.
-func produceFinal(tb testing.TB, broker string, n int) {
-	tb.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ProducerLinger(5*time.Millisecond))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer cl.Close()
-	accounts := make([]string, 100)
-	for i := range accounts {
-		accounts[i] = hexSID("AC")
-	}
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	body := strings.Repeat("Your verification code is 123456. ", 4)
-	var failed atomic.Int64
-	for i := range n {
-		ev := postflight.Event{
-			EventID: "4f1c2f1e-8a3b-4c7e-9d2a-0b1c2d3e4f50", AccountSID: accounts[i%len(accounts)], MessageSID: hexSID("SM"),
-			Sequence: 5, Status: postflight.StatusDelivered, Channel: postflight.ChannelSMS, Direction: postflight.DirectionOutboundAPI,
-			From: "+15550001111", To: "+15550002222", Body: &body, NumSegments: 1, DateCreated: now.Add(-time.Minute), EventTime: now,
-		}
-		v, err := ingest.Encode(ingest.SchemaIDv2, &ev)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		cl.Produce(context.Background(), &kgo.Record{Topic: "message-events", Key: []byte(ev.MessageSID), Value: v},
-			func(_ *kgo.Record, err error) {
-				if err != nil {
-					failed.Add(1)
-				}
-			})
-	}
-	if err := cl.Flush(context.Background()); err != nil || failed.Load() > 0 {
-		tb.Fatalf("produce: %v, %d failed", err, failed.Load())
-	}
+	b.ReportMetric(benchload.WriteUnitsPerStored(metrics), "wcu/stored")
 }

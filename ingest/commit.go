@@ -18,6 +18,7 @@ import (
 type tracker struct {
 	mark      func(next int64) // marks offset next as the one to resume from
 	committed atomic.Int64     // the last offset marked (the next to read after a restart)
+	recent    *recent          // the partition's recently stored messages (recent.go); may be nil
 
 	mu      sync.Mutex
 	offsets []int64 // read and not yet committed, ascending, from head on

@@ -44,6 +44,7 @@ func (h handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Con
 	ctx := sess.Context()
 	topic, part := claim.Topic(), claim.Partition()
 	tr := newTracker(func(next int64) { sess.MarkOffset(topic, part, next, "") })
+	tr.recent = newRecent(s.cfg.RecentPerPartition)
 	tr.committed.Store(claim.InitialOffset())
 	// Lag is computed when metrics are collected, from the high-water mark
 	// and the committed prefix, so it keeps growing while backpressure

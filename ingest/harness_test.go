@@ -217,24 +217,54 @@ type recordingWriter struct {
 
 	mu      sync.Mutex
 	done    map[string][]int64 // account+sid → sequences settled here
+	sent    []sentMsg          // every message handed to the store, in order
 	batches atomic.Int64
 }
 
-var _ ingest.Writer = (*recordingWriter)(nil)
+// sentMsg is one message handed to the store, and whether ingest said it
+// was stored already.
+type sentMsg struct {
+	key    string
+	seq    int64
+	stored bool
+}
+
+var (
+	_ ingest.StoredWriter = (*recordingWriter)(nil)
+	_ ingest.StoredWriter = (*store.Store)(nil)
+)
 
 func (rw *recordingWriter) WriteBatch(ctx context.Context, msgs []*postflight.Message, res []postflight.WriteResult) {
+	rw.WriteBatchStored(ctx, msgs, nil, res)
+}
+
+// WriteBatchStored passes the hint on when the wrapped writer takes it.
+func (rw *recordingWriter) WriteBatchStored(ctx context.Context, msgs []*postflight.Message, stored []bool, res []postflight.WriteResult) {
 	started := time.Now()
-	rw.w.WriteBatch(ctx, msgs, res)
+	if sw, ok := rw.w.(ingest.StoredWriter); ok && stored != nil {
+		sw.WriteBatchStored(ctx, msgs, stored, res)
+	} else {
+		rw.w.WriteBatch(ctx, msgs, res)
+	}
 	rw.batches.Add(1)
 	rw.ledger.record(msgs, res, started)
 	rw.mu.Lock()
 	defer rw.mu.Unlock()
 	for i, m := range msgs {
+		k := m.AccountSID + m.SID
+		rw.sent = append(rw.sent, sentMsg{key: k, seq: m.Sequence, stored: stored != nil && stored[i]})
 		if res[i].Outcome.Done() {
 			k := m.AccountSID + m.SID
 			rw.done[k] = append(rw.done[k], m.Sequence)
 		}
 	}
+}
+
+// sentMsgs returns a copy of what was handed to the store.
+func (rw *recordingWriter) sentMsgs() []sentMsg {
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
+	return slices.Clone(rw.sent)
 }
 
 // settled returns a copy of what this writer settled.

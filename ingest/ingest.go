@@ -43,6 +43,10 @@ type Config struct {
 	BreakerOpen     time.Duration // default 5s
 
 	MaxClockSkew time.Duration // how far in the future event times may lie, default 15m
+
+	// RecentPerPartition bounds the memory of recently stored messages
+	// per partition (recent.go): default 32768 (~3.5 MB); negative: none.
+	RecentPerPartition int
 }
 
 func (c *Config) setDefaults() {
@@ -82,6 +86,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DLQMaxBytes == 0 {
 		c.DLQMaxBytes = 1_000_000
+	}
+	if c.RecentPerPartition == 0 {
+		c.RecentPerPartition = 32768
 	}
 }
 

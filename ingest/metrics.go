@@ -22,6 +22,10 @@ type metrics struct {
 	outcomes    metric.Int64Counter // records settled, by write outcome
 	retries     metric.Int64Counter // by cause
 	deadLetters metric.Int64Counter
+
+	// The memory of recently stored messages (recent.go).
+	knownSuperseded metric.Int64Counter // records settled as superseded without a request
+	knownStored     metric.Int64Counter // messages sent straight to the UPDATE
 }
 
 func newMetrics(m metric.Meter, s *Service) (metrics, error) {
@@ -46,6 +50,14 @@ func newMetrics(m metric.Meter, s *Service) (metrics, error) {
 		return x, err
 	}
 	if x.deadLetters, err = m.Int64Counter("postflight.ingest.dead_letters", metric.WithDescription("Records written to the dead-letter topic.")); err != nil {
+		return x, err
+	}
+	if x.knownSuperseded, err = m.Int64Counter("postflight.ingest.recent.superseded",
+		metric.WithDescription("Records settled as superseded without a write: the store is known to hold their sequence or a higher one.")); err != nil {
+		return x, err
+	}
+	if x.knownStored, err = m.Int64Counter("postflight.ingest.recent.stored",
+		metric.WithDescription("Messages sent straight to the conditional UPDATE: the store is known to hold them, so an INSERT would fail.")); err != nil {
 		return x, err
 	}
 	pending, err := m.Int64ObservableGauge("postflight.ingest.pending.bytes", metric.WithDescription("Bytes of records pending or in flight (bounded by max pending)."))

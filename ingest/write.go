@@ -52,6 +52,9 @@ func (s *Service) writeBatch(ctx context.Context, batch []*item) {
 		MaxInterval:         s.cfg.RetryMax,
 	}
 	bo.Reset()
+	if batch = s.settleKnown(ctx, batch); len(batch) == 0 {
+		return
+	}
 	msgs := make([]*postflight.Message, len(batch))
 	res := make([]postflight.WriteResult, len(batch))
 	for attempt := 0; len(batch) > 0; attempt++ {
@@ -67,7 +70,7 @@ func (s *Service) writeBatch(ctx context.Context, batch []*item) {
 		}
 		wctx, endSpans := s.startWriteSpans(ctx, batch, attempt)
 		_, err := s.breaker.Execute(func() (struct{}, error) {
-			s.w.WriteBatch(wctx, msgs, res)
+			s.write(wctx, batch, msgs, res)
 			for _, r := range res {
 				if r.Outcome == postflight.Unavailable {
 					return struct{}{}, errUnavailable
@@ -117,6 +120,9 @@ func (s *Service) writeBatch(ctx context.Context, batch []*item) {
 // topic first; its records (and those of a pending version it made
 // redundant) are then done.
 func (s *Service) finish(ctx context.Context, it *item, r postflight.WriteResult) {
+	if r.Outcome == postflight.Applied || r.Outcome == postflight.Superseded {
+		it.tickets[0].t.recent.remember(it.msg)
+	}
 	s.m.outcomes.Add(ctx, int64(len(it.tickets)), s.m.byOutcome[r.Outcome]...)
 	if r.Outcome == postflight.Rejected {
 		reason := "dynamodb rejected the item: " + errString(r.Err)

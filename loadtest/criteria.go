@@ -85,6 +85,9 @@ func (r *Report) Evaluate(c Criteria) {
 	if r.ServiceRecords > 0 {
 		r.ServiceCPUMicrosPerRecord = r.ServiceCPUSeconds * 1e6 / float64(r.ServiceRecords)
 	}
+	if r.ServiceStoredStates > 0 {
+		r.WriteUnitsPerStoredState = (r.ServiceWriteUnits["base"] + r.ServiceWriteUnits["index"]) / float64(r.ServiceStoredStates)
+	}
 	r.Criteria = map[string]string{
 		CriterionWriteRate:   passFail(r.WritesPerSec >= c.MinWriteRateRatio*r.RequestedRate),
 		CriterionWriteP99:    passFail(r.WriteLatency.P99 <= c.MaxWriteP99Ms),

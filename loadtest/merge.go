@@ -62,6 +62,13 @@ func Merge(reports ...*Report) (*Report, error) {
 		out.Wrong += r.Wrong
 		out.ServiceCPUSeconds = max(out.ServiceCPUSeconds, r.ServiceCPUSeconds)
 		out.ServiceRecords = max(out.ServiceRecords, r.ServiceRecords)
+		out.ServiceStoredStates = max(out.ServiceStoredStates, r.ServiceStoredStates)
+		for k, v := range r.ServiceWriteUnits { // every shard scraped the same service
+			if out.ServiceWriteUnits == nil {
+				out.ServiceWriteUnits = map[string]float64{}
+			}
+			out.ServiceWriteUnits[k] = max(out.ServiceWriteUnits[k], v)
+		}
 		out.Generator.Messages += r.Generator.Messages
 		out.Generator.Events += r.Generator.Events
 		out.Generator.EventsPerSec += r.Generator.EventsPerSec

@@ -59,6 +59,15 @@ type Report struct {
 	// ServiceRetries are the service's ingest retries over the run, by
 	// cause (throttled, unavailable, breaker_open), from its /metrics.
 	ServiceRetries map[string]int64 `json:"service_retries,omitempty"`
+	// ServiceWriteUnits are the write units DynamoDB billed the service for
+	// event writes over the run, by table (base, index), and
+	// ServiceStoredStates the final states its store applied meanwhile;
+	// WriteUnitsPerStoredState is their ratio (the floor is 2 for items of
+	// at most 1 KB). Absent where the endpoint reports no consumed capacity
+	// (DynamoDB Local).
+	ServiceWriteUnits        map[string]float64 `json:"service_write_units,omitempty"`
+	ServiceStoredStates      int64              `json:"service_stored_states,omitempty"`
+	WriteUnitsPerStoredState float64            `json:"write_units_per_stored_state,omitempty"`
 
 	// Errors counts failed operations by kind (e.g. "produce", "read_5xx",
 	// "throttled", "unsent").
@@ -316,4 +325,20 @@ func ReadReportFile(path string) (*Report, error) {
 		return nil, fmt.Errorf("report %s: version %d, want %d", path, r.Version, ReportVersion)
 	}
 	return &r, nil
+}
+
+// setWriteUnits sets the service's write units and stored states over the
+// run from the /metrics samples before and after it.
+func (r *Report) setWriteUnits(base, final ServiceSample) {
+	for k, v := range final.WriteUnits {
+		if d := v - base.WriteUnits[k]; d > 0 {
+			if r.ServiceWriteUnits == nil {
+				r.ServiceWriteUnits = map[string]float64{}
+			}
+			r.ServiceWriteUnits[k] = d
+		}
+	}
+	if r.ServiceWriteUnits != nil {
+		r.ServiceStoredStates = int64(final.Applied - base.Applied)
+	}
 }

@@ -294,6 +294,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	if scr != nil && final.HasCPU && final.HasRecords {
 		rep.ServiceCPUSeconds = final.CPUSeconds - base.CPUSeconds
 		rep.ServiceRecords = int64(final.Records - base.Records)
+		rep.setWriteUnits(base, final)
 		for k, v := range final.Retries {
 			if d := int64(v - base.Retries[k]); d > 0 {
 				if rep.ServiceRetries == nil {

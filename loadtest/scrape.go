@@ -15,10 +15,12 @@ import (
 // The service's /metrics series the run reads (Prometheus text; the
 // service's OpenTelemetry instruments as its exporter names them).
 const (
-	metricCPU     = "process_cpu_seconds_total"       // the process's CPU seconds
-	metricRecords = "postflight_ingest_records_total" // Kafka records read, by result
-	metricLag     = "postflight_ingest_lag"           // records behind the high-water mark, by partition
-	metricRetries = "postflight_ingest_retries_total" // messages retried, by cause
+	metricCPU     = "process_cpu_seconds_total"          // the process's CPU seconds
+	metricRecords = "postflight_ingest_records_total"    // Kafka records read, by result
+	metricLag     = "postflight_ingest_lag"              // records behind the high-water mark, by partition
+	metricRetries = "postflight_ingest_retries_total"    // messages retried, by cause
+	metricUnits   = "postflight_store_write_units_total" // write units billed for event writes, by table and op
+	metricWrites  = "postflight_store_writes_total"      // messages handed to the store, by outcome
 )
 
 // ServiceSample is one scrape of the service's /metrics: sums over each
@@ -29,6 +31,8 @@ type ServiceSample struct {
 	Records    float64            // records consumed, every result
 	Lag        float64            // consumer lag over all partitions
 	Retries    map[string]float64 // by cause
+	WriteUnits map[string]float64 // billed for event writes, by table (base, index)
+	Applied    float64            // final states the store applied
 	HasCPU     bool
 	HasRecords bool
 	HasLag     bool
@@ -37,7 +41,7 @@ type ServiceSample struct {
 // ParseMetrics reads the Prometheus text exposition format and sums the
 // series the run needs. Other lines are ignored.
 func ParseMetrics(r io.Reader) (ServiceSample, error) {
-	s := ServiceSample{Retries: map[string]float64{}}
+	s := ServiceSample{Retries: map[string]float64{}, WriteUnits: map[string]float64{}}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -47,7 +51,7 @@ func ParseMetrics(r io.Reader) (ServiceSample, error) {
 		}
 		name, labels, rest := splitSample(line)
 		switch name {
-		case metricCPU, metricRecords, metricLag, metricRetries:
+		case metricCPU, metricRecords, metricLag, metricRetries, metricUnits, metricWrites:
 		default:
 			continue
 		}
@@ -68,6 +72,12 @@ func ParseMetrics(r io.Reader) (ServiceSample, error) {
 			s.Lag, s.HasLag = s.Lag+v, true
 		case metricRetries:
 			s.Retries[labelValue(labels, "cause")] += v
+		case metricUnits:
+			s.WriteUnits[labelValue(labels, "table")] += v
+		case metricWrites:
+			if labelValue(labels, "outcome") == "applied" {
+				s.Applied += v
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {

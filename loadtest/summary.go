@@ -34,6 +34,10 @@ func summaryRows(r *Report) []summaryRow {
 		{"wrong", fmt.Sprint(r.Wrong), fmt.Sprintf("≤ %d", c.MaxWrong), verdict(CriterionWrong)},
 		{"service CPU", serviceCPU(r), "", ""},
 	}
+	if r.ServiceStoredStates > 0 {
+		rows = append(rows, summaryRow{Metric: "write units", Value: fmt.Sprintf("%.3f WCU per stored state (base %.0f, index %.0f over %d states; floor 2 for items ≤ 1 KB)",
+			r.WriteUnitsPerStoredState, r.ServiceWriteUnits["base"], r.ServiceWriteUnits["index"], r.ServiceStoredStates)})
+	}
 	if g := r.Generator; g.Messages > 0 {
 		rows = append(rows, summaryRow{Metric: "generated", Value: fmt.Sprintf("%d messages, %d events (%.0f/s)", g.Messages, g.Events, g.EventsPerSec)})
 	}

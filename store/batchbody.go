@@ -27,6 +27,10 @@ type pval struct {
 	b []byte
 }
 
+// batchBodyEnd closes a BatchExecuteStatement body after its statements,
+// asking for the write units it consumes, by table and index (capacity.go).
+const batchBodyEnd = `],"ReturnConsumedCapacity":"INDEXES"}`
+
 // maxParams is the most parameters an event write statement takes.
 const maxParams = len(valueAttrs) + 4
 

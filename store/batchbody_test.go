@@ -79,8 +79,10 @@ func TestBatchBodyMatchesSDK(t *testing.T) {
 			}
 			ours = st.appendStatement(ours, k, e)
 		}
-		ours = append(ours, "]}"...)
-		if _, err := db.BatchExecuteStatement(context.Background(), &dynamodb.BatchExecuteStatementInput{Statements: reqs}); err != nil {
+		ours = append(ours, batchBodyEnd...)
+		if _, err := db.BatchExecuteStatement(context.Background(), &dynamodb.BatchExecuteStatementInput{
+			Statements: reqs, ReturnConsumedCapacity: types.ReturnConsumedCapacityIndexes,
+		}); err != nil {
 			t.Fatal(err)
 		}
 		var sdk, mine any

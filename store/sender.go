@@ -137,12 +137,13 @@ type statementResult struct {
 }
 
 // send sends one BatchExecuteStatement whose JSON body is body and returns
-// the per-statement results. Errors are the SDK's types (see classify).
-func (b *batchSender) send(ctx context.Context, body []byte) ([]statementResult, error) {
-	var res []statementResult
+// the per-statement results and the consumed capacity. Errors are the SDK's
+// types (see classify).
+func (b *batchSender) send(ctx context.Context, body []byte) (*batchOutput, error) {
+	var res *batchOutput
 	var err error
 	if b.attemptTimeout > 0 {
-		res, err = withAttemptDeadline(ctx, b.attemptTimeout, func(ctx context.Context) ([]statementResult, error) { return b.do(ctx, body) })
+		res, err = withAttemptDeadline(ctx, b.attemptTimeout, func(ctx context.Context) (*batchOutput, error) { return b.do(ctx, body) })
 	} else {
 		res, err = b.do(ctx, body)
 	}
@@ -152,7 +153,7 @@ func (b *batchSender) send(ctx context.Context, body []byte) ([]statementResult,
 	return res, nil
 }
 
-func (b *batchSender) do(ctx context.Context, body []byte) ([]statementResult, error) {
+func (b *batchSender) do(ctx context.Context, body []byte) (*batchOutput, error) {
 	creds, err := b.creds.Retrieve(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("retrieve credentials: %w", err)
@@ -191,11 +192,11 @@ func (b *batchSender) do(ctx context.Context, body []byte) ([]statementResult, e
 			RequestID:     resp.Header.Get("X-Amzn-Requestid"),
 		}
 	}
-	var out struct{ Responses []statementResult }
+	var out batchOutput
 	if err := json.Unmarshal(payload, &out); err != nil {
 		return nil, &smithy.DeserializationError{Err: err, Snapshot: payload}
 	}
-	return out.Responses, nil
+	return &out, nil
 }
 
 const userAgent = "postflight aws-sdk-go-v2/batch-sender"

@@ -87,7 +87,8 @@ func resign(t *testing.T, r *http.Request, body []byte, creds aws.Credentials, d
 // checks that re-signing reproduces the SDK's signature exactly, so the
 // comparison is the SDK's signing, not the test's.
 func TestSenderSignsLikeSDK(t *testing.T) {
-	answer := `{"Responses":[{"TableName":"t"},{"Error":{"Code":"DuplicateItem","Message":"Duplicate primary key exists in table"},"TableName":"t"}]}`
+	answer := `{"Responses":[{"TableName":"t"},{"Error":{"Code":"DuplicateItem","Message":"Duplicate primary key exists in table"},"TableName":"t"}],` +
+		`"ConsumedCapacity":[{"TableName":"t","CapacityUnits":5,"Table":{"CapacityUnits":3},"GlobalSecondaryIndexes":{"by-date":{"CapacityUnits":2}}}]}`
 	for _, tc := range []struct {
 		name     string
 		endpoint string
@@ -141,9 +142,14 @@ func TestSenderSignsLikeSDK(t *testing.T) {
 			if got := ours.Header.Get("Authorization"); got != want {
 				t.Fatalf("signature differs\nours: %s\nSDK:  %s", got, want)
 			}
-			if len(res) != 2 || res[0].Error != nil || res[1].Error == nil ||
-				res[1].Error.Code != string(sdkOut.Responses[1].Error.Code) || res[1].Error.Message != *sdkOut.Responses[1].Error.Message {
-				t.Fatalf("results %+v, SDK %+v", res, sdkOut.Responses)
+			if rs := res.Responses; len(rs) != 2 || rs[0].Error != nil || rs[1].Error == nil ||
+				rs[1].Error.Code != string(sdkOut.Responses[1].Error.Code) || rs[1].Error.Message != *sdkOut.Responses[1].Error.Message {
+				t.Fatalf("results %+v, SDK %+v", rs, sdkOut.Responses)
+			}
+			sc := sdkOut.ConsumedCapacity
+			base, index := units(res.ConsumedCapacity)
+			if len(sc) != 1 || base != *sc[0].Table.CapacityUnits || index != *sc[0].GlobalSecondaryIndexes["by-date"].CapacityUnits {
+				t.Fatalf("write units base %v index %v, SDK read %+v", base, index, sc)
 			}
 		})
 	}

@@ -41,29 +41,48 @@ const MaxBatch = 25
 // of msgs[i]. It never returns early: every message gets an outcome, and a
 // failed request marks each of its messages Throttled or Unavailable.
 func (s *Store) WriteBatch(ctx context.Context, msgs []*postflight.Message, res []postflight.WriteResult) {
-	if len(msgs) > MaxBatch || len(res) < len(msgs) {
+	s.WriteBatchStored(ctx, msgs, nil, res)
+}
+
+// WriteBatchStored is WriteBatch for messages of which the caller knows
+// some are stored (stored[i], or none if stored is nil): those skip the
+// INSERT that would fail (and be billed) and go straight to the conditional
+// UPDATE. A message wrongly said stored is still written right: its UPDATE
+// fails the condition and resolve settles it.
+func (s *Store) WriteBatchStored(ctx context.Context, msgs []*postflight.Message, stored []bool, res []postflight.WriteResult) {
+	if len(msgs) > MaxBatch || len(res) < len(msgs) || (stored != nil && len(stored) < len(msgs)) {
 		panic(fmt.Sprintf("store: WriteBatch of %d messages, %d results", len(msgs), len(res)))
 	}
 	now := s.cfg.Now()
-	var todoBuf [MaxBatch]int
+	var todoBuf, knownBuf [MaxBatch]int
 	arena := make([]encoded, len(msgs)) // one allocation for the batch
 	encs := make([]*encoded, len(msgs))
-	todo := todoBuf[:0]
+	todo, known := todoBuf[:0], knownBuf[:0]
 	for i, m := range msgs {
 		if r, ok := s.prepare(m, now, &arena[i]); !ok {
 			res[i] = r
 			continue
 		}
 		encs[i] = &arena[i]
-		todo = append(todo, i)
+		if stored != nil && stored[i] {
+			known = append(known, i)
+		} else {
+			todo = append(todo, i)
+		}
 	}
-	exists := s.execute(ctx, todo, encs, kindInsert, res, types.BatchStatementErrorCodeEnumDuplicateItem)
+	exists := append(known, s.execute(ctx, todo, encs, kindInsert, res, types.BatchStatementErrorCodeEnumDuplicateItem)...)
 	conflicts := s.execute(ctx, exists, encs, kindUpdate, res, types.BatchStatementErrorCodeEnumConditionalCheckFailed)
 	for _, i := range conflicts {
 		res[i] = s.resolve(ctx, encs[i])
 	}
+	var counts [postflight.Unavailable + 1]int64 // one Add per outcome, not per message
 	for i := range msgs {
-		s.m.writes.Add(ctx, 1, s.m.outcomeAttrs[res[i].Outcome]...)
+		counts[res[i].Outcome]++
+	}
+	for o, n := range counts {
+		if n > 0 {
+			s.m.writes.Add(ctx, n, s.m.outcomeAttrs[o]...)
+		}
 	}
 }
 
@@ -94,7 +113,7 @@ func (s *Store) execute(ctx context.Context, idx []int, encs []*encoded, k stmtK
 	if len(idx) == 0 {
 		return nil
 	}
-	size := len(`{"Statements":[]}`) + len(idx)
+	size := len(`{"Statements":[`) + len(batchBodyEnd) + len(idx)
 	for _, i := range idx {
 		size += s.stmts.batchBodySize(k, encs[i])
 	}
@@ -105,14 +124,19 @@ func (s *Store) execute(ctx context.Context, idx []int, encs []*encoded, k stmtK
 		}
 		body = s.stmts.appendStatement(body, k, encs[i])
 	}
-	body = append(body, "]}"...)
+	body = append(body, batchBodyEnd...)
 	op := "insert"
 	if k != kindInsert {
 		op = "update"
 	}
 	start := time.Now()
-	results, err := s.batch.send(ctx, body)
+	out, err := s.batch.send(ctx, body)
 	s.observe(ctx, op, start, err)
+	var results []statementResult
+	if err == nil {
+		results = out.Responses
+		s.countUnits(ctx, k, out.ConsumedCapacity)
+	}
 	if err == nil && len(results) != len(idx) {
 		err = fmt.Errorf("batch of %d statements answered with %d responses", len(idx), len(results))
 	}

@@ -49,6 +49,8 @@ type serveFlags struct {
 	defaultShards    int
 	retentionDays    int
 	gogc             int
+	pprofListen      string
+	recentPerPart    int
 
 	// Reliability bounds.
 	dynamodbAttemptTimeout time.Duration
@@ -92,6 +94,8 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.listQueueTimeout, "list-queue-timeout", time.Second, "how long a list waits for a --max-list-inflight slot before a 503")
 	fs.Float64Var(&f.restampRate, "restamp-rate", 500, "records per second the retention re-stamp job rewrites after a retention change (negative: no limit)")
 	fs.IntVar(&f.dlqMaxBytes, "dlq-max-bytes", 1_000_000, "largest dead letter written; a larger one keeps a prefix of its value and the x-postflight-truncated header (keep at or below the dead-letter topic's max.message.bytes)")
+	fs.IntVar(&f.recentPerPart, "recent-per-partition", 32768, "messages per partition remembered as stored, so their later events skip the INSERT that would fail (~110 bytes each; negative: none)")
+	fs.StringVar(&f.pprofListen, "pprof-listen", "", "admin address serving runtime profiles at /debug/pprof/ (empty: none); keep it private")
 	fs.IntVar(&f.gogc, "gogc", 400, "Go GC target percentage (GOGC); the pending buffer bounds the live heap, so a higher target trades memory for CPU")
 }
 

@@ -88,6 +88,7 @@ func serve(ctx context.Context, f serveFlags, getenv func(string) string, log *s
 	icfg := ingest.Config{
 		Brokers: splitList(f.brokers), Topic: f.topic, DLQTopic: f.dlqTopic, Group: f.group, DLQMaxBytes: f.dlqMaxBytes,
 		DrainTimeout: f.drainTimeout, MaxConcurrency: f.maxConcurrency, MaxPendingMB: f.maxPendingMB, Linger: f.linger,
+		RecentPerPartition: f.recentPerPart,
 	}
 	dec := ingest.NewDecoder(schemas, st.Config().MaxClockSkew, nil)
 	in, err = ingest.New(icfg, st, dec, log.With("component", "ingest"), tel.Provider, nil)
@@ -120,6 +121,9 @@ func serve(ctx context.Context, f serveFlags, getenv func(string) string, log *s
 	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAPI()
 	g, gctx := errgroup.WithContext(ctx)
+	if err := startPprof(gctx, g, f.pprofListen, log); err != nil {
+		return err
+	}
 	g.Go(func() error {
 		defer stopAPI()
 		return in.Run(gctx)

@@ -22,6 +22,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -127,6 +129,10 @@ type Fault struct {
 	// Match, if set, restricts the fault to requests whose body contains it
 	// (e.g. one message SID); the Statement kinds need it.
 	Match []byte
+	// Share, if in (0,1), is the fraction of the requests it applies to
+	// that the fault answers, drawn at random (a partial throttle); the rest
+	// are forwarded. Count counts only the answered ones.
+	Share float64
 }
 
 // Counts are the proxy's counters since it started.
@@ -152,6 +158,7 @@ type Proxy struct {
 	left    int       // requests the fault still answers, if Count > 0
 	until   time.Time // end of the fault, if For > 0
 	latency time.Duration
+	spread  func() time.Duration // if not nil, draws each forwarded request's latency
 
 	requests  atomic.Int64
 	forwarded atomic.Int64
@@ -235,8 +242,27 @@ func (p *Proxy) Active() bool {
 // SetLatency delays every forwarded request by d (0: none).
 func (p *Proxy) SetLatency(d time.Duration) {
 	p.mu.Lock()
-	p.latency = d
+	p.latency, p.spread = d, nil
 	p.mu.Unlock()
+}
+
+// SetLatencyDist delays each forwarded request by a draw of f (nil: none),
+// e.g. LogNormal.
+func (p *Proxy) SetLatencyDist(f func() time.Duration) {
+	p.mu.Lock()
+	p.latency, p.spread = 0, f
+	p.mu.Unlock()
+}
+
+// LogNormal returns draws of a log-normal latency with the given median
+// and 99th percentile, the usual shape of a service's response times. It is
+// safe for concurrent use.
+func LogNormal(median, p99 time.Duration) func() time.Duration {
+	const z99 = 2.3263478740408408 // the standard normal's 99th percentile
+	sigma := math.Log(float64(p99)/float64(median)) / z99
+	return func() time.Duration {
+		return time.Duration(float64(median) * math.Exp(sigma*mrand.NormFloat64()))
+	}
 }
 
 // Counts returns a snapshot of the counters.
@@ -276,7 +302,11 @@ func (p *Proxy) decide(op string, body []byte) (Kind, []byte, time.Duration) {
 	defer p.mu.Unlock()
 	p.expireLocked(time.Now())
 	f := p.fault
-	if f == nil || (len(f.Ops) > 0 && !slices.Contains(f.Ops, op)) || (len(f.Match) > 0 && !bytes.Contains(body, f.Match)) {
+	if f == nil || (len(f.Ops) > 0 && !slices.Contains(f.Ops, op)) || (len(f.Match) > 0 && !bytes.Contains(body, f.Match)) ||
+		(f.Share > 0 && f.Share < 1 && mrand.Float64() >= f.Share) {
+		if p.spread != nil {
+			return Forward, nil, p.spread()
+		}
 		return Forward, nil, p.latency
 	}
 	if f.Count > 0 {
