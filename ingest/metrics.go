@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"time"
 
 	"github.com/postflight/postflight"
 
@@ -22,6 +23,29 @@ type metrics struct {
 	outcomes    metric.Int64Counter // records settled, by write outcome
 	retries     metric.Int64Counter // by cause
 	deadLetters metric.Int64Counter
+
+	// Freshness, what customers feel: at an applied write, how old the
+	// event is (now − its event_time) and how long since it was produced
+	// (now − the Kafka record's timestamp).
+	eventAge metric.Float64Histogram
+	delay    metric.Float64Histogram
+}
+
+// freshnessBuckets span a healthy pipeline (tens of ms) to an hours-long
+// backlog, so "records are N minutes late" reads off the histogram.
+var freshnessBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400}
+
+// observeFreshness records an applied item's event age and, for each of its
+// records that has a timestamp, the delay since it was produced.
+func (m *metrics) observeFreshness(ctx context.Context, now time.Time, it *item) {
+	if !it.msg.DateUpdated.IsZero() {
+		m.eventAge.Record(ctx, max(0, now.Sub(it.msg.DateUpdated).Seconds()))
+	}
+	for _, tk := range it.tickets {
+		if tk.rec != nil && !tk.rec.Timestamp.IsZero() {
+			m.delay.Record(ctx, max(0, now.Sub(tk.rec.Timestamp).Seconds()))
+		}
+	}
 }
 
 func newMetrics(m metric.Meter, s *Service) (metrics, error) {
@@ -46,6 +70,16 @@ func newMetrics(m metric.Meter, s *Service) (metrics, error) {
 		return x, err
 	}
 	if x.deadLetters, err = m.Int64Counter("postflight.ingest.dead_letters", metric.WithDescription("Records written to the dead-letter topic.")); err != nil {
+		return x, err
+	}
+	if x.eventAge, err = m.Float64Histogram("postflight.ingest.event.age", metric.WithUnit("s"),
+		metric.WithDescription("At an applied write, now minus the event's event_time."),
+		metric.WithExplicitBucketBoundaries(freshnessBuckets...)); err != nil {
+		return x, err
+	}
+	if x.delay, err = m.Float64Histogram("postflight.ingest.delay", metric.WithUnit("s"),
+		metric.WithDescription("At an applied write, now minus the Kafka record's timestamp: produce to stored."),
+		metric.WithExplicitBucketBoundaries(freshnessBuckets...)); err != nil {
 		return x, err
 	}
 	pending, err := m.Int64ObservableGauge("postflight.ingest.pending.bytes", metric.WithDescription("Bytes of records pending or in flight (bounded by max pending)."))
