@@ -49,6 +49,7 @@ type serveFlags struct {
 	defaultShards    int
 	retentionDays    int
 	gogc             int
+	role             string
 
 	// API noisy-neighbour limits and the retention re-stamp job.
 	requestTimeout   time.Duration
@@ -87,6 +88,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxListInflight, "max-list-inflight", 32, "most list reads of DynamoDB in flight in this process; identical concurrent lists share one")
 	fs.DurationVar(&f.listQueueTimeout, "list-queue-timeout", time.Second, "how long a list waits for a --max-list-inflight slot before a 503")
 	fs.Float64Var(&f.restampRate, "restamp-rate", 500, "records per second the retention re-stamp job rewrites after a retention change (negative: no limit)")
+	fs.StringVar(&f.role, "role", "all", "ingest, api or all: what this process runs (separate fleets in production)")
 	fs.IntVar(&f.gogc, "gogc", 400, "Go GC target percentage (GOGC); the pending buffer bounds the live heap, so a higher target trades memory for CPU")
 }
 

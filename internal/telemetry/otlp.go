@@ -28,7 +28,17 @@ import (
 type OTLP struct {
 	Tracer   trace.TracerProvider
 	Reader   sdkmetric.Reader // nil when metrics are not exported
+	res      *resource.Resource
 	Shutdown func(context.Context) error
+}
+
+// MetricOptions are the MeterProvider options that push metrics over OTLP
+// (none when metrics are not exported); pass them to NewMetrics.
+func (o *OTLP) MetricOptions() []sdkmetric.Option {
+	if o.Reader == nil {
+		return nil
+	}
+	return []sdkmetric.Option{sdkmetric.WithReader(o.Reader), sdkmetric.WithResource(o.res)}
 }
 
 // Enabled reports whether traces leave the process.
@@ -77,7 +87,7 @@ func NewOTLP(ctx context.Context, getenv func(string) string, extra ...attribute
 	if err != nil {
 		return nil, err
 	}
-	o := &OTLP{Tracer: tnoop.NewTracerProvider()}
+	o := &OTLP{Tracer: tnoop.NewTracerProvider(), res: res}
 	var shutdowns []func(context.Context) error
 	if traceURL != "" {
 		sampler, err := Sampler(getenv)
