@@ -72,6 +72,15 @@ func newMetrics(m metric.Meter, s *Service) (metrics, error) {
 	if x.deadLetters, err = m.Int64Counter("postflight.ingest.dead_letters", metric.WithDescription("Records written to the dead-letter topic.")); err != nil {
 		return x, err
 	}
+	// Counters alerts and dashboards rate() exist from the start, at 0,
+	// rather than appearing with the first retry or dead letter.
+	for o := range x.retryBy {
+		if o := postflight.WriteOutcome(o); o == postflight.Throttled || o == postflight.Unavailable {
+			x.retries.Add(context.Background(), 0, x.retryBy[o]...)
+		}
+	}
+	x.retries.Add(context.Background(), 0, x.retryOpen...)
+	x.deadLetters.Add(context.Background(), 0)
 	if x.eventAge, err = m.Float64Histogram("postflight.ingest.event.age", metric.WithUnit("s"),
 		metric.WithDescription("At an applied write, now minus the event's event_time."),
 		metric.WithExplicitBucketBoundaries(freshnessBuckets...)); err != nil {
