@@ -19,6 +19,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/postflight/postflight"
 	"github.com/postflight/postflight/ingest"
@@ -133,14 +136,20 @@ func hexSID(prefix string) string {
 // decode, batch, conditional PartiQL batches through the AWS SDK, offset
 // commits), one op per record, and reports records/s and this process's
 // CPU-µs per record. "fake" points the SDK at an endpoint that answers at
-// once, isolating the pipeline's own cost; "dynamodb-local" writes for real.
+// once, isolating the pipeline's own cost; "dynamodb-local" writes for real;
+// "fake-traced" is "fake" with every record carrying a sampled traceparent
+// and the OpenTelemetry SDK recording every span (consume, write, batch,
+// DynamoDB request, commit) into a batch processor that discards them: the
+// worst case of tracing, everything sampled; "fake-unsampled" the same with
+// traceparents whose producer did not sample (flag 00), the usual case in
+// production under a ratio sampler.
 // Run with a fixed count: go test -run '^$' -bench Ingest -benchtime 100000x ./ingest/
 // The GC target is serve's default (--gogc 400) unless GOGC is set.
 func BenchmarkIngest(b *testing.B) {
 	if os.Getenv("GOGC") == "" {
 		defer debug.SetGCPercent(debug.SetGCPercent(400))
 	}
-	for _, target := range []string{"fake", "dynamodb-local"} {
+	for _, target := range []string{"fake", "fake-traced", "fake-unsampled", "dynamodb-local"} {
 		b.Run(target, func(b *testing.B) { benchIngest(b, target) })
 	}
 }
@@ -156,6 +165,12 @@ func benchIngest(b *testing.B, target string) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	var tp trace.TracerProvider
+	if target == "fake-traced" || target == "fake-unsampled" {
+		sdk := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+		b.Cleanup(func() { _ = sdk.Shutdown(context.Background()) })
+		tp, db = sdk, awsconf.WithTracing(db, sdk)
+	}
 	st, err := store.New(db, store.Config{Table: table}, nil, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -167,10 +182,11 @@ func benchIngest(b *testing.B, target string) {
 		b.Cleanup(func() { _ = st.DeleteTable(context.Background()) })
 	}
 	n := b.N
-	produceFinal(b, p.kafka, n)
+	flags := map[string]string{"fake-traced": "01", "fake-unsampled": "00"}[target]
+	produceFinal(b, p.kafka, n, flags)
 	cw := &countingWriter{w: st}
 	dec := ingest.NewDecoder(ingest.StaticSchemas{}, 15*time.Minute, nil)
-	svc, err := ingest.New(ingest.Config{Brokers: []string{p.kafka}, Group: "bench-" + hexSID("")[:8]}, cw, dec, nil, nil, nil)
+	svc, err := ingest.New(ingest.Config{Brokers: []string{p.kafka}, Group: "bench-" + hexSID("")[:8]}, cw, dec, nil, nil, tp)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -194,8 +210,9 @@ func benchIngest(b *testing.B, target string) {
 }
 
 // produceFinal produces n final events of distinct messages over 100
-// accounts, with ~120-byte bodies, as v2 Avro.
-func produceFinal(tb testing.TB, broker string, n int) {
+// accounts, with ~120-byte bodies, as v2 Avro; with traceFlags ("01"
+// sampled, "00" not) each carries a traceparent of its own.
+func produceFinal(tb testing.TB, broker string, n int, traceFlags string) {
 	tb.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ProducerLinger(5*time.Millisecond))
 	if err != nil {
@@ -219,7 +236,11 @@ func produceFinal(tb testing.TB, broker string, n int) {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		cl.Produce(context.Background(), &kgo.Record{Topic: "message-events", Key: []byte(ev.MessageSID), Value: v},
+		rec := &kgo.Record{Topic: "message-events", Key: []byte(ev.MessageSID), Value: v}
+		if traceFlags != "" {
+			rec.Headers = []kgo.RecordHeader{{Key: "traceparent", Value: []byte("00-" + hexSID("") + "-" + hexSID("")[:16] + "-" + traceFlags)}}
+		}
+		cl.Produce(context.Background(), rec,
 			func(_ *kgo.Record, err error) {
 				if err != nil {
 					failed.Add(1)
