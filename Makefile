@@ -6,7 +6,7 @@ PKGS := ./...
 TEST_TIMEOUT ?= 20m
 FUZZTIME ?= 10s
 
-.PHONY: all build test test-short run bench bench-serve lint fmt fuzz tools clean
+.PHONY: all build test test-short run bench bench-serve lint fmt fuzz tools clean check-deploy
 
 all: build test
 
@@ -51,6 +51,29 @@ lint:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+# deploy/ checked as code: alert rules unit-tested by promtool (Debian's
+# prometheus package; .ci/run installs it), the CloudFormation template linted
+# by cfn-lint (PyPI, pinned, in a venv here), Kubernetes manifests decoded
+# strictly into the API and KEDA types and docker-compose.yml loaded by
+# compose-go (deploy/check, its own Go module so k8s.io/api stays out of the
+# service's build). Tests in `make test` check the template against
+# store.CreateTable (store) and every queried metric against a live /metrics
+# scrape (cmd/postflight).
+CFN_LINT_VERSION := 1.58.0
+DEPLOY_VENV ?= $(CURDIR)/.venv-deploy
+CFN_LINT := $(DEPLOY_VENV)/bin/cfn-lint
+
+$(CFN_LINT):
+	python3 -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install -q cfn-lint==$(CFN_LINT_VERSION)
+
+check-deploy: $(CFN_LINT)
+	@command -v promtool >/dev/null || { echo "check-deploy: promtool missing (apt-get install prometheus; .ci/run does)"; exit 1; }
+	promtool check rules deploy/prometheus/alerts.yaml
+	promtool test rules deploy/prometheus/alerts_test.yaml
+	$(CFN_LINT) deploy/cloudformation/table.yaml
+	cd deploy/check && $(GO) test -count=1 ./...
 
 clean:
 	rm -rf bin

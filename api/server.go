@@ -15,6 +15,7 @@ import (
 
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/postflight/postflight"
 )
@@ -71,6 +72,10 @@ type Config struct {
 	ListQueueTimeout time.Duration
 
 	Now func() time.Time
+
+	// TracerProvider, if not nil, traces every /v1 request (a server span
+	// continuing the caller's traceparent).
+	TracerProvider trace.TracerProvider
 }
 
 func (c *Config) setDefaults() {
@@ -211,7 +216,7 @@ func (s *Server) routes() {
 // Handler returns the API's handler with its middleware: panic recovery,
 // request deadline, metrics, and problem+json for unknown routes and methods.
 func (s *Server) Handler() http.Handler {
-	return recoverPanics(s.log, s.instrument(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return recoverPanics(s.log, s.traced(s.instrument(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 		defer cancel()
 		r = r.WithContext(ctx)
@@ -223,7 +228,7 @@ func (s *Server) Handler() http.Handler {
 			}
 		}
 		s.mux.ServeHTTP(w, r)
-	})))
+	}))))
 }
 
 // allowedMethods lists the methods that have a route for r's path.

@@ -14,11 +14,18 @@ import (
 	"os/exec"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/postflight/postflight"
 
 	"github.com/postflight/postflight/ingest"
 	"github.com/postflight/postflight/internal/awsconf"
@@ -126,7 +133,13 @@ func hexSID(prefix string) string {
 // would, billing write units), isolating the pipeline's own cost;
 // "dynamodb-local" writes for real. wcu/stored is the write units billed
 // per final state stored (the floor is 2: one base and one index write;
-// DynamoDB Local bills nothing). Run with a fixed count:
+// DynamoDB Local bills nothing). "fake-traced" is "fake" on the new
+// workload with every record carrying a sampled traceparent and the
+// OpenTelemetry SDK recording every span (consume, write, batch, DynamoDB
+// request, commit) into a batch processor that discards them: the worst case
+// of tracing, everything sampled; "fake-unsampled" the same with traceparents
+// whose producer did not sample (flag 00), the usual case in production under
+// a ratio sampler. Run with a fixed count:
 //
 //	go test -run '^$' -bench Ingest/fake -benchtime 100000x ./ingest/
 func BenchmarkIngest(b *testing.B) {
@@ -137,6 +150,9 @@ func BenchmarkIngest(b *testing.B) {
 		for _, w := range benchload.Workloads {
 			b.Run(target+"/"+w, func(b *testing.B) { benchIngest(b, target, w) })
 		}
+	}
+	for _, target := range []string{"fake-traced", "fake-unsampled"} {
+		b.Run(target+"/new", func(b *testing.B) { benchIngest(b, target, "new") })
 	}
 }
 
@@ -156,6 +172,14 @@ func benchIngest(b *testing.B, target, workload string) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// Tracing variants: serve's providers plus a recording tracer.
+	flags := map[string]string{"fake-traced": "01", "fake-unsampled": "00"}[target]
+	var tp trace.TracerProvider
+	if flags != "" {
+		sdk := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+		b.Cleanup(func() { _ = sdk.Shutdown(context.Background()) })
+		tp, db = sdk, awsconf.WithTracing(db, sdk)
+	}
 	st, err := store.New(db, store.Config{Table: table}, nil, tel.Provider)
 	if err != nil {
 		b.Fatal(err)
@@ -167,11 +191,13 @@ func benchIngest(b *testing.B, target, workload string) {
 		b.Cleanup(func() { _ = st.DeleteTable(context.Background()) })
 	}
 	n := b.N
-	if _, err := benchload.Produce(context.Background(), []string{p.kafka}, "message-events", workload, 1, n); err != nil {
+	if flags != "" {
+		produceFinal(b, p.kafka, n, flags)
+	} else if _, err := benchload.Produce(context.Background(), []string{p.kafka}, "message-events", workload, 1, n); err != nil {
 		b.Fatal(err)
 	}
 	dec := ingest.NewDecoder(ingest.StaticSchemas{}, 15*time.Minute, nil)
-	svc, err := ingest.New(ingest.Config{Brokers: []string{p.kafka}, Group: "bench-" + hexSID("")[:8]}, st, dec, nil, tel.Provider, nil)
+	svc, err := ingest.New(ingest.Config{Brokers: []string{p.kafka}, Group: "bench-" + hexSID("")[:8]}, st, dec, nil, tel.Provider, tp)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -203,4 +229,47 @@ func benchIngest(b *testing.B, target, workload string) {
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "records/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/record")
 	b.ReportMetric(benchload.WriteUnitsPerStored(metrics), "wcu/stored")
+}
+
+// produceFinal produces n final events of distinct messages over 100
+// accounts, with ~120-byte bodies, as v2 Avro; with traceFlags ("01"
+// sampled, "00" not) each carries a traceparent of its own.
+func produceFinal(tb testing.TB, broker string, n int, traceFlags string) {
+	tb.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer cl.Close()
+	accounts := make([]string, 100)
+	for i := range accounts {
+		accounts[i] = hexSID("AC")
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	body := strings.Repeat("Your verification code is 123456. ", 4)
+	var failed atomic.Int64
+	for i := range n {
+		ev := postflight.Event{
+			EventID: "4f1c2f1e-8a3b-4c7e-9d2a-0b1c2d3e4f50", AccountSID: accounts[i%len(accounts)], MessageSID: hexSID("SM"),
+			Sequence: 5, Status: postflight.StatusDelivered, Channel: postflight.ChannelSMS, Direction: postflight.DirectionOutboundAPI,
+			From: "+15550001111", To: "+15550002222", Body: &body, NumSegments: 1, DateCreated: now.Add(-time.Minute), EventTime: now,
+		}
+		v, err := ingest.Encode(ingest.SchemaIDv2, &ev)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		rec := &kgo.Record{Topic: "message-events", Key: []byte(ev.MessageSID), Value: v}
+		if traceFlags != "" {
+			rec.Headers = []kgo.RecordHeader{{Key: "traceparent", Value: []byte("00-" + hexSID("") + "-" + hexSID("")[:16] + "-" + traceFlags)}}
+		}
+		cl.Produce(context.Background(), rec,
+			func(_ *kgo.Record, err error) {
+				if err != nil {
+					failed.Add(1)
+				}
+			})
+	}
+	if err := cl.Flush(context.Background()); err != nil || failed.Load() > 0 {
+		tb.Fatalf("produce: %v, %d failed", err, failed.Load())
+	}
 }

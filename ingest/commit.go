@@ -1,11 +1,13 @@
 package ingest
 
 import (
+	"context"
 	"sort"
 	"sync"
 	"sync/atomic"
 
 	"github.com/IBM/sarama"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -123,9 +125,20 @@ type ticket struct {
 	span   trace.Span              // non-nil when the record carried a traceparent
 }
 
+// finish marks the record done; a traced record's trace gets a
+// "postflight.commit" span around the mark, saying whether the committed
+// prefix reached the record's offset (it does not while an earlier record
+// is still in flight; a later record's mark then covers it).
 func (k ticket) finish() {
-	if k.span != nil {
-		k.span.End()
+	if k.span == nil {
+		k.t.finish(k.offset)
+		return
 	}
+	_, c := k.span.TracerProvider().Tracer("github.com/postflight/postflight/ingest").Start(
+		trace.ContextWithSpan(context.Background(), k.span), "postflight.commit",
+		trace.WithAttributes(attribute.Int64("messaging.kafka.offset", k.offset)))
 	k.t.finish(k.offset)
+	c.SetAttributes(attribute.Bool("postflight.committed", k.t.committed.Load() > k.offset))
+	c.End()
+	k.span.End()
 }

@@ -40,10 +40,12 @@ type dlq struct {
 	count    metric.Int64Counter
 	in       chan dead
 	done     chan struct{}
+	sum      dlqSummary // owned by run's goroutine
 }
 
 func newDLQ(topic string, maxBytes int, prod sarama.SyncProducer, log *slog.Logger, count metric.Int64Counter) *dlq {
-	return &dlq{topic: topic, maxBytes: maxBytes, prod: prod, log: log, count: count, in: make(chan dead, 1024), done: make(chan struct{})}
+	return &dlq{topic: topic, maxBytes: maxBytes, prod: prod, log: log, count: count, in: make(chan dead, 1024), done: make(chan struct{}),
+		sum: dlqSummary{every: dlqLogEvery}}
 }
 
 // send queues a record for the dead-letter topic; it blocks while the queue
@@ -60,11 +62,17 @@ func (d *dlq) send(ctx context.Context, tk ticket, reason string) bool {
 // run writes queued dead letters in batches until ctx is done.
 func (d *dlq) run(ctx context.Context) {
 	defer close(d.done)
+	tick := time.NewTicker(d.sum.every)
+	defer tick.Stop()
+	defer d.sum.flushAll(ctx, d.log, time.Now())
 	batch := make([]dead, 0, 256)
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case now := <-tick.C:
+			d.sum.flush(ctx, d.log, now)
+			continue
 		case x := <-d.in:
 			batch = append(batch[:0], x)
 		}
@@ -199,10 +207,74 @@ func (d *dlq) write(ctx context.Context, batch []dead) bool {
 			return false
 		}
 	}
+	now := time.Now()
 	for _, x := range batch {
 		d.count.Add(ctx, 1)
-		d.log.Warn("dead-lettered", "source", fmt.Sprintf("%s/%d/%d", x.tk.rec.Topic, x.tk.rec.Partition, x.tk.rec.Offset), "reason", x.reason)
+		d.sum.add(ctx, d.log, now, x)
 		x.tk.finish()
 	}
 	return true
+}
+
+// dlqLogEvery is how often, at most, a flood of dead letters is summarized.
+const dlqLogEvery = 10 * time.Second
+
+// dlqMaxReasons bounds the distinct reasons a summary counts.
+const dlqMaxReasons = 8
+
+// dlqSummary logs dead letters without a line per record: the first one
+// after a quiet interval at once, with its source and reason; the ones after
+// it within the interval as one summary line per interval (count, counts by
+// reason, first and last source). A poison flood of a million records costs
+// a line every dlqLogEvery, and the records themselves are in the
+// dead-letter topic. Not safe for concurrent use: dlq.run owns it.
+type dlqSummary struct {
+	every       time.Duration
+	last        time.Time // when a line was last logged
+	n           int
+	reasons     map[string]int
+	first, tail string // sources of the first and last record summarized
+}
+
+func (s *dlqSummary) add(ctx context.Context, log *slog.Logger, now time.Time, x dead) {
+	src := fmt.Sprintf("%s/%d/%d", x.tk.rec.Topic, x.tk.rec.Partition, x.tk.rec.Offset)
+	if s.n == 0 && now.Sub(s.last) >= s.every {
+		s.last = now
+		log.WarnContext(ctx, "dead-lettered", "source", src, "reason", x.reason)
+		return
+	}
+	if s.reasons == nil {
+		s.reasons = make(map[string]int)
+	}
+	reason := x.reason
+	if _, ok := s.reasons[reason]; !ok && len(s.reasons) >= dlqMaxReasons {
+		reason = "(other reasons)"
+	}
+	s.reasons[reason]++
+	if s.n == 0 {
+		s.first = src
+	}
+	s.tail = src
+	s.n++
+	s.flush(ctx, log, now)
+}
+
+// flush logs the summary if there is one and the interval has passed.
+func (s *dlqSummary) flush(ctx context.Context, log *slog.Logger, now time.Time) {
+	if now.Sub(s.last) >= s.every {
+		s.flushAll(ctx, log, now)
+	}
+}
+
+// flushAll logs the summary if there is one (at shutdown).
+func (s *dlqSummary) flushAll(ctx context.Context, log *slog.Logger, now time.Time) {
+	if s.n == 0 {
+		return
+	}
+	args := []any{"records", s.n, "first_source", s.first, "last_source", s.tail}
+	for r, n := range s.reasons {
+		args = append(args, slog.Int("reason:"+r, n))
+	}
+	log.WarnContext(ctx, "dead-lettered (summary since the last line)", args...)
+	s.last, s.n, s.reasons = now, 0, nil
 }

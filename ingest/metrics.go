@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"time"
 
 	"github.com/postflight/postflight"
 
@@ -26,6 +27,29 @@ type metrics struct {
 	// The memory of recently stored messages (recent.go).
 	knownSuperseded metric.Int64Counter // records settled as superseded without a request
 	knownStored     metric.Int64Counter // messages sent straight to the UPDATE
+
+	// Freshness, what customers feel: at an applied write, how old the
+	// event is (now − its event_time) and how long since it was produced
+	// (now − the Kafka record's timestamp).
+	eventAge metric.Float64Histogram
+	delay    metric.Float64Histogram
+}
+
+// freshnessBuckets span a healthy pipeline (tens of ms) to an hours-long
+// backlog, so "records are N minutes late" reads off the histogram.
+var freshnessBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400}
+
+// observeFreshness records an applied item's event age and, for each of its
+// records that has a timestamp, the delay since it was produced.
+func (m *metrics) observeFreshness(ctx context.Context, now time.Time, it *item) {
+	if !it.msg.DateUpdated.IsZero() {
+		m.eventAge.Record(ctx, max(0, now.Sub(it.msg.DateUpdated).Seconds()))
+	}
+	for _, tk := range it.tickets {
+		if tk.rec != nil && !tk.rec.Timestamp.IsZero() {
+			m.delay.Record(ctx, max(0, now.Sub(tk.rec.Timestamp).Seconds()))
+		}
+	}
 }
 
 func newMetrics(m metric.Meter, s *Service) (metrics, error) {
@@ -58,6 +82,25 @@ func newMetrics(m metric.Meter, s *Service) (metrics, error) {
 	}
 	if x.knownStored, err = m.Int64Counter("postflight.ingest.recent.stored",
 		metric.WithDescription("Messages sent straight to the conditional UPDATE: the store is known to hold them, so an INSERT would fail.")); err != nil {
+		return x, err
+	}
+	// Counters alerts and dashboards rate() exist from the start, at 0,
+	// rather than appearing with the first retry or dead letter.
+	for o := range x.retryBy {
+		if o := postflight.WriteOutcome(o); o == postflight.Throttled || o == postflight.Unavailable {
+			x.retries.Add(context.Background(), 0, x.retryBy[o]...)
+		}
+	}
+	x.retries.Add(context.Background(), 0, x.retryOpen...)
+	x.deadLetters.Add(context.Background(), 0)
+	if x.eventAge, err = m.Float64Histogram("postflight.ingest.event.age", metric.WithUnit("s"),
+		metric.WithDescription("At an applied write, now minus the event's event_time."),
+		metric.WithExplicitBucketBoundaries(freshnessBuckets...)); err != nil {
+		return x, err
+	}
+	if x.delay, err = m.Float64Histogram("postflight.ingest.delay", metric.WithUnit("s"),
+		metric.WithDescription("At an applied write, now minus the Kafka record's timestamp: produce to stored."),
+		metric.WithExplicitBucketBoundaries(freshnessBuckets...)); err != nil {
 		return x, err
 	}
 	pending, err := m.Int64ObservableGauge("postflight.ingest.pending.bytes", metric.WithDescription("Bytes of records pending or in flight (bounded by max pending)."))

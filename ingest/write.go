@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/postflight/postflight"
+	"github.com/postflight/postflight/internal/telemetry"
 )
 
 // Writer is what ingest needs of the store: write up to 25 distinct messages
@@ -124,6 +125,9 @@ func (s *Service) finish(ctx context.Context, it *item, r postflight.WriteResult
 		it.tickets[0].t.recent.remember(it.msg)
 	}
 	s.m.outcomes.Add(ctx, int64(len(it.tickets)), s.m.byOutcome[r.Outcome]...)
+	if r.Outcome == postflight.Applied {
+		s.m.observeFreshness(ctx, time.Now(), it)
+	}
 	if r.Outcome == postflight.Rejected {
 		reason := "dynamodb rejected the item: " + errString(r.Err)
 		for _, tk := range it.tickets {
@@ -151,17 +155,25 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// startWriteSpans starts the spans of one write attempt: a batch span linked
-// to every record that carried a traceparent, and, in each such record's own
-// trace, a child "postflight.write" span, so the producer's trace continues
-// into the write. The returned func ends them all.
+// startWriteSpans starts the spans of one write attempt when some record in
+// the batch carried a traceparent: in each such record's own trace a child
+// "postflight.write" span, so the producer's trace continues into the write,
+// and a "postflight.write.batch" span in the first such record's trace,
+// linked to every one of them; the DynamoDB request spans
+// (awsconf.WithTracing) are its children and carry the same links. A batch
+// of untraced records starts no span (no root span per batch for the
+// sampler to keep). The returned func ends them all.
 func (s *Service) startWriteSpans(ctx context.Context, batch []*item, attempt int) (context.Context, func()) {
 	var links []trace.Link
 	var spans []trace.Span
+	var first trace.Span
 	attrs := trace.WithAttributes(attribute.Int("batch.size", len(batch)), attribute.Int("attempt", attempt))
 	for _, it := range batch {
 		for _, tk := range it.tickets {
 			if tk.span != nil {
+				if first == nil {
+					first = tk.span
+				}
 				links = append(links, trace.Link{SpanContext: tk.span.SpanContext()})
 				_, sp := s.tracer.Start(trace.ContextWithSpan(ctx, tk.span), "postflight.write", attrs,
 					trace.WithAttributes(attribute.String("message_sid", it.msg.SID)))
@@ -169,7 +181,11 @@ func (s *Service) startWriteSpans(ctx context.Context, batch []*item, attempt in
 			}
 		}
 	}
-	wctx, span := s.tracer.Start(ctx, "postflight.write.batch", trace.WithLinks(links...), attrs)
+	if first == nil {
+		return ctx, func() {}
+	}
+	wctx, span := s.tracer.Start(trace.ContextWithSpan(ctx, first), "postflight.write.batch", trace.WithLinks(links...), attrs)
+	wctx = telemetry.WithLinks(wctx, links)
 	return wctx, func() {
 		span.End()
 		for _, sp := range spans {

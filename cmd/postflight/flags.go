@@ -51,6 +51,7 @@ type serveFlags struct {
 	gogc             int
 	pprofListen      string
 	recentPerPart    int
+	role             string
 
 	// Reliability bounds.
 	dynamodbAttemptTimeout time.Duration
@@ -96,6 +97,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.dlqMaxBytes, "dlq-max-bytes", 1_000_000, "largest dead letter written; a larger one keeps a prefix of its value and the x-postflight-truncated header (keep at or below the dead-letter topic's max.message.bytes)")
 	fs.IntVar(&f.recentPerPart, "recent-per-partition", 32768, "messages per partition remembered as stored, so their later events skip the INSERT that would fail (~110 bytes each; negative: none)")
 	fs.StringVar(&f.pprofListen, "pprof-listen", "", "admin address serving runtime profiles at /debug/pprof/ (empty: none); keep it private")
+	fs.StringVar(&f.role, "role", "all", "ingest, api or all: what this process runs (separate fleets in production)")
 	fs.IntVar(&f.gogc, "gogc", 400, "Go GC target percentage (GOGC); the pending buffer bounds the live heap, so a higher target trades memory for CPU")
 }
 

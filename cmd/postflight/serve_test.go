@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/postflight/postflight"
@@ -44,6 +45,7 @@ type stack struct {
 	flags   serveFlags
 	done    chan error
 	cancel  context.CancelFunc
+	kafka   *kfake.Cluster
 }
 
 func writeAuthFile(t *testing.T, account string) string {
@@ -72,8 +74,14 @@ func defaultFlags(t *testing.T) serveFlags {
 // startStack starts serve; opts adjust its flags (after the test defaults).
 func startStack(t *testing.T, account string, opts ...func(*serveFlags)) *stack {
 	t.Helper()
+	return startStackEnv(t, account, func(string) string { return "" }, opts...)
+}
+
+// startStackEnv is startStack with an environment (OTEL_* variables).
+func startStackEnv(t *testing.T, account string, getenv func(string) string, opts ...func(*serveFlags)) *stack {
+	t.Helper()
 	ep := testenv.DynamoDBEndpoint(t)
-	brokers, _ := testenv.Kafka(t, "message-events", "message-events.dlq")
+	brokers, cluster := testenv.Kafka(t, "message-events", "message-events.dlq")
 	f := defaultFlags(t)
 	f.brokers = strings.Join(brokers, ",")
 	f.table = testenv.TableName(t)
@@ -97,9 +105,9 @@ func startStack(t *testing.T, account string, opts ...func(*serveFlags)) *stack 
 	}
 	f.listen = ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &stack{brokers: brokers, api: "http://" + ln.Addr().String(), flags: f, done: make(chan error, 1), cancel: cancel}
+	s := &stack{brokers: brokers, api: "http://" + ln.Addr().String(), flags: f, done: make(chan error, 1), cancel: cancel, kafka: cluster}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	go func() { s.done <- serve(ctx, f, func(string) string { return "" }, log, ln) }()
+	go func() { s.done <- serve(ctx, f, getenv, log, ln) }()
 	t.Cleanup(func() { s.stop(t) })
 	return s
 }

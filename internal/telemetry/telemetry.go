@@ -22,8 +22,9 @@ type Metrics struct {
 }
 
 // NewMetrics returns a fresh registry (no globals) with the process and Go
-// collectors and an OpenTelemetry exporter feeding it.
-func NewMetrics() (*Metrics, error) {
+// collectors and an OpenTelemetry exporter feeding it. opts add to the
+// MeterProvider (the OTLP reader and resource of NewOTLP).
+func NewMetrics(opts ...sdkmetric.Option) (*Metrics, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
@@ -31,7 +32,7 @@ func NewMetrics() (*Metrics, error) {
 		return nil, fmt.Errorf("prometheus exporter: %w", err)
 	}
 	return &Metrics{
-		Provider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp)),
+		Provider: sdkmetric.NewMeterProvider(append([]sdkmetric.Option{sdkmetric.WithReader(exp)}, opts...)...),
 		Handler:  promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 	}, nil
 }
