@@ -316,3 +316,9 @@ func (p *Producer) Close() error {
 	})
 	return nil
 }
+
+// Validate checks evs as Publish will, with the producer's clock and skew
+// bound, without sending anything.
+func (p *Producer) Validate(evs []postflight.Event) error {
+	return ValidateEvents(evs, p.cfg.Now(), p.cfg.MaxClockSkew)
+}

@@ -98,6 +98,15 @@ func serve(ctx context.Context, f serveFlags, getenv func(string) string, log *s
 	if err != nil {
 		return err
 	}
+	pub, err := newPublisher(ctx, f, st.Config().MaxClockSkew, log)
+	if err != nil {
+		return err
+	}
+	var events api.Publisher
+	if pub != nil {
+		defer pub.Close() // after the API has stopped
+		events = pub
+	}
 	ready := func(ctx context.Context) error {
 		return errors.Join(st.Ping(ctx), in.Ready(ctx))
 	}
@@ -105,7 +114,7 @@ func serve(ctx context.Context, f serveFlags, getenv func(string) string, log *s
 		Listen: f.listen, PageTokenKey: []byte(f.pageTokenKey), RequestTimeout: f.requestTimeout,
 		RatePerToken: f.ratePerToken, BurstPerToken: f.burstPerToken,
 		RatePerAccount: f.ratePerAccount, BurstPerAccount: f.burstPerAccount,
-		MaxListInflight: f.maxListInflight, ListQueueTimeout: f.listQueueTimeout,
+		MaxListInflight: f.maxListInflight, ListQueueTimeout: f.listQueueTimeout, Events: events,
 	}, st, auth, ready,
 		tel.Handler, log.With("component", "api"), tel.Provider)
 	if err != nil {
