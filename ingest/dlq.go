@@ -17,6 +17,36 @@ const (
 	HeaderSource = "x-postflight-source"
 )
 
+// Source is the x-postflight-source value of a record: topic/partition/offset.
+func Source(topic string, partition int32, offset int64) string {
+	return fmt.Sprintf("%s/%d/%d", topic, partition, offset)
+}
+
+// DeadLetter returns the dead letter of rec for topic: the original key,
+// value and headers, with x-postflight-error set to reason and
+// x-postflight-source to source (replay from the dead-letter topic passes
+// the record's original source, so it survives any number of rounds).
+func DeadLetter(topic string, rec *sarama.ConsumerMessage, reason, source string) *sarama.ProducerMessage {
+	hs := make([]sarama.RecordHeader, 0, len(rec.Headers)+2)
+	for _, h := range rec.Headers {
+		if h != nil && string(h.Key) != HeaderError && string(h.Key) != HeaderSource {
+			hs = append(hs, *h)
+		}
+	}
+	hs = append(hs,
+		sarama.RecordHeader{Key: []byte(HeaderError), Value: []byte(reason)},
+		sarama.RecordHeader{Key: []byte(HeaderSource), Value: []byte(source)},
+	)
+	m := &sarama.ProducerMessage{Topic: topic, Headers: hs}
+	if rec.Key != nil {
+		m.Key = sarama.ByteEncoder(rec.Key)
+	}
+	if rec.Value != nil {
+		m.Value = sarama.ByteEncoder(rec.Value)
+	}
+	return m
+}
+
 type dead struct {
 	tk     ticket
 	reason string
@@ -81,23 +111,7 @@ func (d *dlq) write(ctx context.Context, batch []dead) bool {
 	msgs := make([]*sarama.ProducerMessage, len(batch))
 	for i, x := range batch {
 		rec := x.tk.rec
-		hs := make([]sarama.RecordHeader, 0, len(rec.Headers)+2)
-		for _, h := range rec.Headers {
-			if h != nil && string(h.Key) != HeaderError && string(h.Key) != HeaderSource {
-				hs = append(hs, *h)
-			}
-		}
-		hs = append(hs,
-			sarama.RecordHeader{Key: []byte(HeaderError), Value: []byte(x.reason)},
-			sarama.RecordHeader{Key: []byte(HeaderSource), Value: []byte(fmt.Sprintf("%s/%d/%d", rec.Topic, rec.Partition, rec.Offset))},
-		)
-		msgs[i] = &sarama.ProducerMessage{Topic: d.topic, Headers: hs}
-		if rec.Key != nil {
-			msgs[i].Key = sarama.ByteEncoder(rec.Key)
-		}
-		if rec.Value != nil {
-			msgs[i].Value = sarama.ByteEncoder(rec.Value)
-		}
+		msgs[i] = DeadLetter(d.topic, rec, x.reason, Source(rec.Topic, rec.Partition, rec.Offset))
 	}
 	bo := backoff.NewExponentialBackOff()
 	bo.MaxInterval = 10 * time.Second

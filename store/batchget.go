@@ -54,8 +54,14 @@ func (s *Store) BatchGet(ctx context.Context, keys []Key) ([]postflight.Message,
 			seen[k] = struct{}{}
 			chunk = append(chunk, map[string]types.AttributeValue{keydesign.AttrPK: str(k.SID), keydesign.AttrSK: str(k.Account)})
 		}
-		var err error
-		if out, err = s.batchGet(ctx, chunk, out); err != nil {
+		err := s.batchGet(ctx, chunk, func(item map[string]types.AttributeValue) error {
+			m, ok, err := decodeItem(item)
+			if ok {
+				out = append(out, m)
+			}
+			return err
+		})
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -63,8 +69,8 @@ func (s *Store) BatchGet(ctx context.Context, keys []Key) ([]postflight.Message,
 }
 
 // batchGet reads one request's worth of keys (≤ MaxBatchGet), retrying
-// unprocessed keys, and appends the decoded messages to out.
-func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeValue, out []postflight.Message) ([]postflight.Message, error) {
+// unprocessed keys, and hands each item found to visit.
+func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeValue, visit func(map[string]types.AttributeValue) error) error {
 	const (
 		backoffMin = 20 * time.Millisecond
 		backoffMax = time.Second
@@ -80,16 +86,12 @@ func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeV
 		})
 		s.observe(ctx, "batch_get", start, err)
 		if err != nil {
-			return nil, fmt.Errorf("batch get: %w", err)
+			return fmt.Errorf("batch get: %w", err)
 		}
 		items := resp.Responses[s.table]
 		for _, item := range items {
-			m, ok, err := decodeItem(item)
-			if err != nil {
-				return nil, fmt.Errorf("batch get: %w", err)
-			}
-			if ok {
-				out = append(out, m)
+			if err := visit(item); err != nil {
+				return fmt.Errorf("batch get: %w", err)
 			}
 		}
 		keys = resp.UnprocessedKeys[s.table].Keys
@@ -99,16 +101,16 @@ func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeV
 		if len(items) > 0 {
 			wait, idle = backoffMin, 0 // progress: ask again at once, gently
 		} else if idle++; idle >= batchGetStall {
-			return nil, fmt.Errorf("%w: %d keys left", ErrBatchGetStalled, len(keys))
+			return fmt.Errorf("%w: %d keys left", ErrBatchGetStalled, len(keys))
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("batch get: %w", ctx.Err())
+			return fmt.Errorf("batch get: %w", ctx.Err())
 		case <-t.C:
 		}
 		wait = min(2*wait, backoffMax)
 	}
-	return out, nil
+	return nil
 }
