@@ -142,7 +142,11 @@ func (r *replayer) record(ctx context.Context, b *pending, m *sarama.ConsumerMes
 	ev, err := r.decode(ctx, m.Value)
 	if err != nil {
 		var de *ingest.DecodeError
-		if errors.As(err, &de) {
+		switch {
+		case errors.As(err, &de) && r.cfg.Only != nil:
+			r.sum.Skipped.Add(1) // a selective replay writes its messages only
+			return nil
+		case errors.As(err, &de):
 			return r.deadLetter(ctx, m, de.Error())
 		}
 		return err

@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/postflight/postflight/keydesign"
@@ -69,4 +72,29 @@ func (s *Store) States(ctx context.Context, keys []Key) ([]State, error) {
 		}
 	}
 	return out, nil
+}
+
+// RemoveRecord deletes a message's record outright (no tombstone) if it
+// still holds sequence seq and is not a tombstone. reconcile --repair uses
+// it for a record the stream says should not exist (stored with the
+// sequence of a non-final event): without a tombstone, a final event that
+// arrives later is written as usual. It reports whether it removed it.
+func (s *Store) RemoveRecord(ctx context.Context, k Key, seq int64) (bool, error) {
+	start := time.Now()
+	_, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:                 &s.table,
+		Key:                       map[string]types.AttributeValue{keydesign.AttrPK: str(k.SID), keydesign.AttrSK: str(k.Account)},
+		ConditionExpression:       aws.String("#q = :q AND attribute_not_exists(#dl)"),
+		ExpressionAttributeNames:  map[string]string{"#q": aSeq, "#dl": aDeleted},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":q": num(seq)},
+	})
+	s.observe(ctx, "remove", start, err)
+	var ccf *types.ConditionalCheckFailedException
+	switch {
+	case errors.As(err, &ccf):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("remove record: %w", err)
+	}
+	return true, nil
 }
