@@ -27,12 +27,12 @@ const (
 
 // kafka returns the broker the tests run on: kfake from internal/testenv.
 // Only its address is used, so a real broker can stand in.
-var kafka = func(t *testing.T) []string {
+var kafka = func(t testing.TB) []string {
 	addrs, _ := testenv.Kafka(t, topic, dlq)
 	return addrs
 }
 
-func newStore(t *testing.T) *store.Store {
+func newStore(t testing.TB) *store.Store {
 	t.Helper()
 	ep := testenv.DynamoDBEndpoint(t)
 	st, err := store.New(testenv.DynamoDBClient(t, ep), store.Config{Table: testenv.TableName(t)}, nil, nil)

@@ -54,7 +54,7 @@ func (s *Store) BatchGet(ctx context.Context, keys []Key) ([]postflight.Message,
 			seen[k] = struct{}{}
 			chunk = append(chunk, map[string]types.AttributeValue{keydesign.AttrPK: str(k.SID), keydesign.AttrSK: str(k.Account)})
 		}
-		err := s.batchGet(ctx, chunk, func(item map[string]types.AttributeValue) error {
+		err := s.batchGet(ctx, chunk, nil, func(item map[string]types.AttributeValue) error {
 			m, ok, err := decodeItem(item)
 			if ok {
 				out = append(out, m)
@@ -69,8 +69,9 @@ func (s *Store) BatchGet(ctx context.Context, keys []Key) ([]postflight.Message,
 }
 
 // batchGet reads one request's worth of keys (≤ MaxBatchGet), retrying
-// unprocessed keys, and hands each item found to visit.
-func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeValue, visit func(map[string]types.AttributeValue) error) error {
+// unprocessed keys, and hands each item found to visit. proj, if not nil,
+// sets a projection on the request.
+func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeValue, proj func(*types.KeysAndAttributes), visit func(map[string]types.AttributeValue) error) error {
 	const (
 		backoffMin = 20 * time.Millisecond
 		backoffMax = time.Second
@@ -79,10 +80,12 @@ func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeV
 	idle := 0
 	for len(keys) > 0 {
 		start := time.Now()
+		ka := types.KeysAndAttributes{Keys: keys, ConsistentRead: aws.Bool(true)}
+		if proj != nil {
+			proj(&ka)
+		}
 		resp, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{
-			RequestItems: map[string]types.KeysAndAttributes{
-				s.table: {Keys: keys, ConsistentRead: aws.Bool(true)},
-			},
+			RequestItems: map[string]types.KeysAndAttributes{s.table: ka},
 		})
 		s.observe(ctx, "batch_get", start, err)
 		if err != nil {

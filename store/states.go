@@ -44,7 +44,7 @@ func (s *Store) States(ctx context.Context, keys []Key) ([]State, error) {
 			out = append(out, State{Key: k})
 			chunk = append(chunk, map[string]types.AttributeValue{keydesign.AttrPK: str(k.SID), keydesign.AttrSK: str(k.Account)})
 		}
-		err := s.batchGet(ctx, chunk, func(item map[string]types.AttributeValue) error {
+		err := s.batchGet(ctx, chunk, projectState, func(item map[string]types.AttributeValue) error {
 			sid, _ := sAttr(item, keydesign.AttrPK)
 			acc, _ := sAttr(item, keydesign.AttrSK)
 			i, ok := seen[Key{Account: acc, SID: sid}]
@@ -72,6 +72,16 @@ func (s *Store) States(ctx context.Context, keys []Key) ([]State, error) {
 		}
 	}
 	return out, nil
+}
+
+// projectState reads only what a State needs: the packed record d, the
+// largest attribute, is left out (the read units are the same; the
+// response is smaller and cheaper to decode).
+func projectState(ka *types.KeysAndAttributes) {
+	ka.ProjectionExpression = aws.String("#p, #s, #q, #t, #dl")
+	ka.ExpressionAttributeNames = map[string]string{
+		"#p": keydesign.AttrPK, "#s": keydesign.AttrSK, "#q": aSeq, "#t": keydesign.AttrIndexSK, "#dl": aDeleted,
+	}
 }
 
 // RemoveRecord deletes a message's record outright (no tombstone) if it
