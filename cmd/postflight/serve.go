@@ -98,15 +98,8 @@ func serve(ctx context.Context, f serveFlags, getenv func(string) string, log *s
 	if err != nil {
 		return err
 	}
-	pub, err := newPublisher(ctx, f, st.Config().MaxClockSkew, log)
-	if err != nil {
-		return err
-	}
-	var events api.Publisher
-	if pub != nil {
-		defer pub.Close() // after the API has stopped
-		events = pub
-	}
+	events := newPublisher(f, st.Config().MaxClockSkew, log.With("component", "events"))
+	defer events.Close() // after the API has stopped
 	ready := func(ctx context.Context) error {
 		return errors.Join(st.Ping(ctx), in.Ready(ctx))
 	}
