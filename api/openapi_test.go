@@ -53,6 +53,7 @@ var designRoutes = []string{
 	"DELETE /v1/accounts/{account_sid}/messages/{sid}",
 	"GET /v1/accounts/{account_sid}/retention",
 	"PUT /v1/accounts/{account_sid}/retention",
+	"POST /v1/events",
 	"GET /healthz",
 	"GET /readyz",
 	"GET /metrics",
@@ -92,6 +93,7 @@ func TestOpenAPIResponses(t *testing.T) {
 		"DELETE /v1/accounts/{account_sid}/messages/{sid}": {204, 404},
 		"GET /v1/accounts/{account_sid}/retention":         {200},
 		"PUT /v1/accounts/{account_sid}/retention":         {200, 413, 415},
+		"POST /v1/events": {202, 413, 415},
 	}
 	for key, op := range ops {
 		if !strings.Contains(key, " /v1/") {

@@ -71,6 +71,9 @@ type Config struct {
 	MaxListInflight  int
 	ListQueueTimeout time.Duration
 
+	// Events publishes POST /v1/events batches (events.go); nil answers 503.
+	Events Publisher
+
 	Now func() time.Time
 
 	// TracerProvider, if not nil, traces every /v1 request (a server span
@@ -205,6 +208,7 @@ func (s *Server) routes() {
 	mux.HandleFunc("DELETE /v1/accounts/{account_sid}/messages/{sid}", v1(ScopeDelete, s.deleteMessage))
 	mux.HandleFunc("GET /v1/accounts/{account_sid}/retention", v1(ScopeRead, s.getRetention))
 	mux.HandleFunc("PUT /v1/accounts/{account_sid}/retention", v1(ScopeAdmin, s.putRetention))
+	mux.HandleFunc("POST /v1/events", s.eventsRoute(s.postEvents))
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", s.metrics)
@@ -234,7 +238,7 @@ func (s *Server) Handler() http.Handler {
 // allowedMethods lists the methods that have a route for r's path.
 func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
 	var out []string
-	for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 		probe := r.Clone(r.Context())
 		probe.Method = m
 		if _, p := mux.Handler(probe); p != "/" && p != "" {

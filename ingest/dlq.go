@@ -23,6 +23,36 @@ const (
 	HeaderTruncated = "x-postflight-truncated"
 )
 
+// Source is the x-postflight-source value of a record: topic/partition/offset.
+func Source(topic string, partition int32, offset int64) string {
+	return fmt.Sprintf("%s/%d/%d", topic, partition, offset)
+}
+
+// DeadLetter returns the dead letter of rec for topic: the original key,
+// value and headers, with x-postflight-error set to reason and
+// x-postflight-source to source (replay from the dead-letter topic passes
+// the record's original source, so it survives any number of rounds).
+func DeadLetter(topic string, rec *sarama.ConsumerMessage, reason, source string) *sarama.ProducerMessage {
+	hs := make([]sarama.RecordHeader, 0, len(rec.Headers)+2)
+	for _, h := range rec.Headers {
+		if h != nil && string(h.Key) != HeaderError && string(h.Key) != HeaderSource {
+			hs = append(hs, *h)
+		}
+	}
+	hs = append(hs,
+		sarama.RecordHeader{Key: []byte(HeaderError), Value: []byte(reason)},
+		sarama.RecordHeader{Key: []byte(HeaderSource), Value: []byte(source)},
+	)
+	m := &sarama.ProducerMessage{Topic: topic, Headers: hs}
+	if rec.Key != nil {
+		m.Key = sarama.ByteEncoder(rec.Key)
+	}
+	if rec.Value != nil {
+		m.Value = sarama.ByteEncoder(rec.Value)
+	}
+	return m
+}
+
 type dead struct {
 	tk     ticket
 	reason string
@@ -121,7 +151,7 @@ func (d *dlq) letter(x dead, i, lvl int) *sarama.ProducerMessage {
 	}
 	hs = append(hs,
 		sarama.RecordHeader{Key: []byte(HeaderError), Value: []byte(x.reason)},
-		sarama.RecordHeader{Key: []byte(HeaderSource), Value: []byte(fmt.Sprintf("%s/%d/%d", rec.Topic, rec.Partition, rec.Offset))},
+		sarama.RecordHeader{Key: []byte(HeaderSource), Value: []byte(Source(rec.Topic, rec.Partition, rec.Offset))},
 	)
 	truncated := lvl > fitLimit
 	m := &sarama.ProducerMessage{Topic: d.topic, Metadata: i}

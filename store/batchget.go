@@ -54,8 +54,14 @@ func (s *Store) BatchGet(ctx context.Context, keys []Key) ([]postflight.Message,
 			seen[k] = struct{}{}
 			chunk = append(chunk, map[string]types.AttributeValue{keydesign.AttrPK: str(k.SID), keydesign.AttrSK: str(k.Account)})
 		}
-		var err error
-		if out, err = s.batchGet(ctx, chunk, out); err != nil {
+		err := s.batchGet(ctx, chunk, nil, func(item map[string]types.AttributeValue) error {
+			m, ok, err := s.decode(ctx, item)
+			if ok {
+				out = append(out, m)
+			}
+			return err
+		})
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -63,8 +69,9 @@ func (s *Store) BatchGet(ctx context.Context, keys []Key) ([]postflight.Message,
 }
 
 // batchGet reads one request's worth of keys (≤ MaxBatchGet), retrying
-// unprocessed keys, and appends the decoded messages to out.
-func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeValue, out []postflight.Message) ([]postflight.Message, error) {
+// unprocessed keys, and hands each item found to visit. proj, if not nil,
+// sets a projection on the request.
+func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeValue, proj func(*types.KeysAndAttributes), visit func(map[string]types.AttributeValue) error) error {
 	const (
 		backoffMin = 20 * time.Millisecond
 		backoffMax = time.Second
@@ -73,23 +80,21 @@ func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeV
 	idle := 0
 	for len(keys) > 0 {
 		start := time.Now()
+		ka := types.KeysAndAttributes{Keys: keys, ConsistentRead: aws.Bool(true)}
+		if proj != nil {
+			proj(&ka)
+		}
 		resp, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{
-			RequestItems: map[string]types.KeysAndAttributes{
-				s.table: {Keys: keys, ConsistentRead: aws.Bool(true)},
-			},
+			RequestItems: map[string]types.KeysAndAttributes{s.table: ka},
 		})
 		s.observe(ctx, "batch_get", start, err)
 		if err != nil {
-			return nil, fmt.Errorf("batch get: %w", err)
+			return fmt.Errorf("batch get: %w", err)
 		}
 		items := resp.Responses[s.table]
 		for _, item := range items {
-			m, ok, err := s.decode(ctx, item)
-			if err != nil {
-				return nil, fmt.Errorf("batch get: %w", err)
-			}
-			if ok {
-				out = append(out, m)
+			if err := visit(item); err != nil {
+				return fmt.Errorf("batch get: %w", err)
 			}
 		}
 		keys = resp.UnprocessedKeys[s.table].Keys
@@ -99,16 +104,16 @@ func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeV
 		if len(items) > 0 {
 			wait, idle = backoffMin, 0 // progress: ask again at once, gently
 		} else if idle++; idle >= batchGetStall {
-			return nil, fmt.Errorf("%w: %d keys left", ErrBatchGetStalled, len(keys))
+			return fmt.Errorf("%w: %d keys left", ErrBatchGetStalled, len(keys))
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("batch get: %w", ctx.Err())
+			return fmt.Errorf("batch get: %w", ctx.Err())
 		case <-t.C:
 		}
 		wait = min(2*wait, backoffMax)
 	}
-	return out, nil
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -48,6 +49,7 @@ func New(t testing.TB) *Validator {
 // document must pass openapi3's own validation. Its servers are ignored:
 // operations match on path alone, whatever the request's host.
 func NewFromSpec(spec []byte) (*Validator, error) {
+	registerNDJSON.Do(func() { openapi3filter.RegisterBodyDecoder("application/x-ndjson", decodeNDJSON) })
 	doc, err := openapi3.NewLoader().LoadFromData(spec)
 	if err != nil {
 		return nil, fmt.Errorf("load spec: %w", err)
@@ -61,6 +63,33 @@ func NewFromSpec(spec []byte) (*Validator, error) {
 		return nil, fmt.Errorf("router: %w", err)
 	}
 	return &Validator{doc: doc, router: router}, nil
+}
+
+// registerNDJSON registers, once per process, the NDJSON body decoder in
+// kin-openapi's registry (a process-wide table of its own design).
+var registerNDJSON sync.Once
+
+// decodeNDJSON reads an application/x-ndjson body as the array of its
+// non-blank lines' JSON values, so the spec describes it as an array.
+func decodeNDJSON(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return nil, err
+	}
+	out := []any{}
+	for line := range bytes.SplitSeq(data, []byte{'\n'}) {
+		if line = bytes.TrimSpace(line); len(line) == 0 {
+			continue
+		}
+		var v any
+		dec := json.NewDecoder(bytes.NewReader(line))
+		dec.UseNumber()
+		if err := dec.Decode(&v); err != nil {
+			return nil, fmt.Errorf("ndjson line %d: %w", len(out), err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // Doc returns the loaded document. Callers must not modify it.

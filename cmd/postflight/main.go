@@ -34,6 +34,9 @@ commands:
   produce        send a message's lifecycle events to Kafka (testing, README example)
   shards show    show an account's index shard schedule
   shards set     raise an account's index shards now, or lower them from a later time
+  schema check   check a new event schema's full compatibility with every earlier version
+  replay         re-ingest a range of the topic (or the dead-letter topic) with its own reader
+  reconcile      compare a range's final states with the store; --repair re-writes the differences
 
 Every flag can also be set as POSTFLIGHT_<FLAG> (e.g. POSTFLIGHT_BROKERS).
 Run 'postflight <command> -h' for a command's flags.
@@ -58,6 +61,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runProduce(ctx, args[1:], getenv, stdout, stderr)
 	case "shards":
 		return runShards(ctx, args[1:], getenv, stdout, stderr)
+	case "reconcile":
+		return runReconcile(ctx, args[1:], getenv, stdout, stderr)
+	case "replay":
+		return runReplay(ctx, args[1:], getenv, stdout, stderr)
+	case "schema":
+		return runSchema(ctx, args[1:], getenv, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -121,6 +121,8 @@ func serve(ctx context.Context, f serveFlags, getenv func(string) string, log *s
 	if err != nil {
 		return err
 	}
+	events := newPublisher(f, st.Config().MaxClockSkew, log.With("component", "events"))
+	defer events.Close() // after the API has stopped
 	var ingestReady func(context.Context) error
 	if in != nil {
 		ingestReady = in.Ready
@@ -130,7 +132,7 @@ func serve(ctx context.Context, f serveFlags, getenv func(string) string, log *s
 		Listen: f.listen, PageTokenKey: []byte(f.pageTokenKey), RequestTimeout: f.requestTimeout,
 		RatePerToken: f.ratePerToken, BurstPerToken: f.burstPerToken,
 		RatePerAccount: f.ratePerAccount, BurstPerAccount: f.burstPerAccount,
-		MaxListInflight: f.maxListInflight, ListQueueTimeout: f.listQueueTimeout,
+		MaxListInflight: f.maxListInflight, ListQueueTimeout: f.listQueueTimeout, Events: events,
 		TracerProvider: otl.Tracer,
 	}, st, auth, ready,
 		tel.Handler, log.With("component", "api"), tel.Provider)
