@@ -37,7 +37,7 @@ type ReconcileConfig struct {
 	// consistent reads: one read unit per key up to 4 KB); 0: no limit.
 	ReadRate float64
 	// Window is the most distinct messages one partition holds in memory
-	// before they are compared and forgotten, default 100,000 (≈ 15 MB);
+	// before they are compared and forgotten, default 100,000 (≈ 25 MB);
 	// Concurrency partitions run at once, default 4. See Reconcile.
 	Window      int
 	Concurrency int
@@ -128,14 +128,17 @@ func digest(k store.Key, seq int64) uint64 {
 	return binary.BigEndian.Uint64(h.Sum(sum[:0]))
 }
 
-// expect is what the stream says about one message within a window.
+// expect is what the stream says about one message within a window
+// (about 250 bytes with its map entry). Offsets are within the window's
+// partition.
 type expect struct {
-	final     int64 // highest final sequence, -1: none
-	finalSrc  string
-	created   time.Time
-	nonFinal  []int64 // sequences of non-final events (a handful)
-	nonFinalS []string
+	final    int64 // highest final sequence, -1: none
+	finalOff int64
+	created  time.Time
+	nonFinal []seqOff // non-final events' sequences (a handful)
 }
+
+type seqOff struct{ seq, off int64 }
 
 // Reconcile reads the range and compares each message's expected final
 // state (the final event with the highest sequence, the rule ingest
@@ -151,7 +154,7 @@ type expect struct {
 // forgotten. A message whose events straddle two windows is compared in
 // each: the earlier comparison sees the store's newer sequence as beyond
 // its window (not a difference), and a difference found in both is
-// reported once. Memory is about Concurrency × Window × 150 bytes, plus the
+// reported once. Memory is about Concurrency × Window × 250 bytes, plus the
 // keys of the differences found.
 func Reconcile(ctx context.Context, client sarama.Client, st StateReader, dec *ingest.Decoder, cfg ReconcileConfig, rep *Report,
 	emit func(Difference) error, log *slog.Logger) error {
@@ -172,7 +175,7 @@ func Reconcile(ctx context.Context, client sarama.Client, st StateReader, dec *i
 		keyLim = rate.NewLimiter(rate.Limit(cfg.ReadRate), max(store.MaxBatchGet, int(cfg.ReadRate/10)))
 	}
 	rc := &reconciler{cfg: cfg, st: st, dec: dec, rep: rep, emit: emit, keyLim: keyLim, log: log, reported: map[store.Key]bool{}}
-	return readParts(ctx, client, cfg.Range.Topic, parts, cfg.Concurrency, lim, func(Part) partHandler {
+	return readParts(ctx, client, cfg.Range.Topic, parts, cfg.Concurrency, lim, func(p Part) partHandler {
 		w := map[store.Key]*expect{}
 		return partHandler{
 			record: func(ctx context.Context, m *sarama.ConsumerMessage) error {
@@ -180,11 +183,11 @@ func Reconcile(ctx context.Context, client sarama.Client, st StateReader, dec *i
 					return err
 				}
 				if len(w) >= cfg.Window {
-					return rc.compare(ctx, w)
+					return rc.compare(ctx, w, m.Partition)
 				}
 				return nil
 			},
-			flush: func(ctx context.Context) error { return rc.compare(ctx, w) },
+			flush: func(ctx context.Context) error { return rc.compare(ctx, w, p.Partition) },
 		}
 	})
 }
@@ -222,20 +225,19 @@ func (rc *reconciler) record(ctx context.Context, w map[store.Key]*expect, m *sa
 		e = &expect{final: -1}
 		w[k] = e
 	}
-	src := ingest.Source(m.Topic, m.Partition, m.Offset)
 	if ev.Status.IsFinal() {
 		if ev.Sequence > e.final {
-			e.final, e.finalSrc, e.created = ev.Sequence, src, ev.DateCreated
+			e.final, e.finalOff, e.created = ev.Sequence, m.Offset, ev.DateCreated
 		}
-	} else if !slices.Contains(e.nonFinal, ev.Sequence) {
-		e.nonFinal = append(e.nonFinal, ev.Sequence)
-		e.nonFinalS = append(e.nonFinalS, src)
+	} else if !slices.ContainsFunc(e.nonFinal, func(x seqOff) bool { return x.seq == ev.Sequence }) {
+		e.nonFinal = append(e.nonFinal, seqOff{ev.Sequence, m.Offset})
 	}
 	return nil
 }
 
-// compare checks a window's messages against the store and empties it.
-func (rc *reconciler) compare(ctx context.Context, w map[store.Key]*expect) error {
+// compare checks a window's messages (of one partition) against the store
+// and empties it.
+func (rc *reconciler) compare(ctx context.Context, w map[store.Key]*expect, partition int32) error {
 	keys := make([]store.Key, 0, len(w))
 	for k := range w {
 		keys = append(keys, k)
@@ -255,7 +257,7 @@ func (rc *reconciler) compare(ctx context.Context, w map[store.Key]*expect) erro
 			return fmt.Errorf("reconcile: %w", err)
 		}
 		for _, s := range states {
-			if err := rc.judge(s, w[s.Key], now); err != nil {
+			if err := rc.judge(s, w[s.Key], partition, now); err != nil {
 				return err
 			}
 		}
@@ -265,13 +267,14 @@ func (rc *reconciler) compare(ctx context.Context, w map[store.Key]*expect) erro
 }
 
 // judge compares one message and records the verdict.
-func (rc *reconciler) judge(s store.State, e *expect, now time.Time) error {
+func (rc *reconciler) judge(s store.State, e *expect, partition int32, now time.Time) error {
 	rep := rc.rep
 	rep.Messages.Add(1)
 	seq := func(v int64) *int64 { return &v }
+	source := func(off int64) string { return ingest.Source(rc.cfg.Range.Topic, partition, off) }
 	storedIsNonFinal := func() (string, bool) {
-		if i := slices.Index(e.nonFinal, s.Sequence); i >= 0 {
-			return e.nonFinalS[i], true
+		if i := slices.IndexFunc(e.nonFinal, func(x seqOff) bool { return x.seq == s.Sequence }); i >= 0 {
+			return source(e.nonFinal[i].off), true
 		}
 		return "", false
 	}
@@ -285,11 +288,11 @@ func (rc *reconciler) judge(s store.State, e *expect, now time.Time) error {
 			return nil
 		}
 		rep.streamDigest.Add(digest(s.Key, e.final))
-		return rc.report(Difference{Kind: Missing, AccountSID: s.Account, MessageSID: s.SID, Expected: seq(e.final), Source: e.finalSrc}, &rep.Missing)
+		return rc.report(Difference{Kind: Missing, AccountSID: s.Account, MessageSID: s.SID, Expected: seq(e.final), Source: source(e.finalOff)}, &rep.Missing)
 	case e.final >= 0 && s.Sequence < e.final:
 		rep.streamDigest.Add(digest(s.Key, e.final))
 		rep.storeDigest.Add(digest(s.Key, s.Sequence))
-		return rc.report(Difference{Kind: Stale, AccountSID: s.Account, MessageSID: s.SID, Expected: seq(e.final), Stored: seq(s.Sequence), Source: e.finalSrc}, &rep.Stale)
+		return rc.report(Difference{Kind: Stale, AccountSID: s.Account, MessageSID: s.SID, Expected: seq(e.final), Stored: seq(s.Sequence), Source: source(e.finalOff)}, &rep.Stale)
 	case e.final >= 0 && s.Sequence == e.final:
 		rep.Matched.Add(1)
 		rep.streamDigest.Add(digest(s.Key, e.final))

@@ -210,8 +210,8 @@ func (r *replayer) flush(ctx context.Context, b *pending) error {
 		}
 		r.w.WriteBatch(ctx, msgs, res[:len(msgs)])
 		keepM, keepR := msgs[:0], recs[:0]
-		for i, res := range res[:len(msgs)] {
-			switch res.Outcome {
+		for i, out := range res[:len(msgs)] {
+			switch out.Outcome {
 			case postflight.Applied:
 				r.sum.Written.Add(1)
 			case postflight.Superseded:
@@ -221,7 +221,7 @@ func (r *replayer) flush(ctx context.Context, b *pending) error {
 			case postflight.Expired:
 				r.sum.Expired.Add(1)
 			case postflight.Rejected:
-				if err := r.deadLetter(ctx, recs[i], "dynamodb rejected the item: "+errString(res.Err)); err != nil {
+				if err := r.deadLetter(ctx, recs[i], "dynamodb rejected the item: "+errString(out.Err)); err != nil {
 					return err
 				}
 			default: // Throttled, Unavailable: again, after a pause
