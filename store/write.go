@@ -75,7 +75,7 @@ func (s *Store) WriteBatchStored(ctx context.Context, msgs []*postflight.Message
 	for _, i := range conflicts {
 		res[i] = s.resolve(ctx, encs[i])
 	}
-	var counts [postflight.Unavailable + 1]int64 // one Add per outcome, not per message
+	var counts [postflight.NumWriteOutcomes]int64 // one Add per outcome, not per message
 	for i := range msgs {
 		counts[res[i].Outcome]++
 	}
