@@ -54,25 +54,25 @@ func recentKeyOf(m *postflight.Message) (recentKey, bool) {
 }
 
 func unhex(dst []byte, s string) bool {
+	var bad byte
 	for i := range dst {
-		hi, lo := hexVal(s[2*i]), hexVal(s[2*i+1])
-		if hi > 15 || lo > 15 {
-			return false
-		}
-		dst[i] = hi<<4 | lo
+		hi, lo := hexVal[s[2*i]], hexVal[s[2*i+1]]
+		bad |= hi | lo // no early exit: one branch, not 32
+		dst[i] = hi<<4 | lo&0xf
 	}
-	return true
+	return bad&0xf0 == 0
 }
 
-func hexVal(c byte) byte {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10
+// hexVal is the value of a lowercase hex digit, 0xff for any other byte.
+var hexVal = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
 	}
-	return 255
-}
+	for i, c := range "0123456789abcdef" {
+		t[c] = byte(i)
+	}
+	return t
+}()
 
 // recent is one partition's memory of recently stored messages. Its methods
 // are safe for concurrent use (the claim's goroutine and the writers); mu is
@@ -122,13 +122,12 @@ func (r *recent) remember(m *postflight.Message) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// The older generation is not consulted: stored reads the current one
+	// first, and a lower bound lower than need be is still a lower bound.
 	seq := m.Sequence
 	if old, ok := r.cur[k]; ok {
 		r.cur[k] = max(old, seq)
 		return
-	}
-	if old, ok := r.prev[k]; ok {
-		seq = max(old, seq)
 	}
 	if len(r.cur) >= r.half {
 		r.prev, r.cur = r.cur, make(map[recentKey]int64, r.half)

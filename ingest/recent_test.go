@@ -45,10 +45,15 @@ func TestRecentKeepsTheHighestSequenceWithinItsBound(t *testing.T) {
 	if _, ok := r.stored(a); ok {
 		t.Fatal("the first message is still remembered after 1000 others")
 	}
-	bad := &postflight.Message{SID: "SMnothex", AccountSID: "AC", Sequence: 1}
-	r.remember(bad)
-	if _, ok := r.stored(bad); ok {
-		t.Fatal("a malformed SID is remembered")
+	for _, bad := range []*postflight.Message{
+		{SID: "SMnothex", AccountSID: "AC", Sequence: 1},
+		{SID: "SM0000000000000000000000000000000g", AccountSID: a.AccountSID, Sequence: 1},
+		{SID: a.SID, AccountSID: "AC000000000000000000000000000000A0", Sequence: 1},
+	} {
+		r.remember(bad)
+		if _, ok := r.stored(bad); ok {
+			t.Fatalf("a malformed SID is remembered: %s %s", bad.SID, bad.AccountSID)
+		}
 	}
 	var none *recent = newRecent(-1)
 	none.remember(a)
