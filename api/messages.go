@@ -236,10 +236,10 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error) {
 		p.Detail = "the request deadline passed"
 		writeProblem(w, p)
 	case store.IsTransient(err):
-		s.log.WarnContext(r.Context(), "store unavailable", "path", r.URL.Path, "err", err)
+		s.log.Warn("store unavailable", "path", r.URL.Path, "err", err)
 		writeProblem(w, serviceUnavailable(time.Second))
 	default:
-		s.log.ErrorContext(r.Context(), "store error", "path", r.URL.Path, "err", err)
+		s.log.Error("store error", "path", r.URL.Path, "err", err)
 		writeProblem(w, internalError())
 	}
 }
