@@ -8,14 +8,16 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	tnoop "go.opentelemetry.io/otel/trace/noop"
 )
 
 // traced gives every /v1 request a server span named for its route,
 // continuing the caller's W3C traceparent; the store's DynamoDB requests
 // made under it are its children (awsconf.WithTracing). Probes and /metrics
-// are not traced. Without Config.TracerProvider it is next itself.
+// are not traced. Without Config.TracerProvider (or with a no-op one) it is
+// next itself.
 func (s *Server) traced(next http.Handler) http.Handler {
-	if s.cfg.TracerProvider == nil {
+	if _, off := s.cfg.TracerProvider.(tnoop.TracerProvider); off || s.cfg.TracerProvider == nil {
 		return next
 	}
 	tracer := s.cfg.TracerProvider.Tracer("github.com/postflight/postflight/api")

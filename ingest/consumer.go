@@ -105,6 +105,13 @@ func (s *Service) consume(ctx context.Context, tr *tracker, rec *sarama.Consumer
 	if parent, ok := traceParent(ctx, rec); ok {
 		_, tk.span = s.tracer.Start(parent, "postflight.ingest", trace.WithSpanKind(trace.SpanKindConsumer),
 			trace.WithAttributes(attribute.String("messaging.source", rec.Topic), attribute.Int64("messaging.kafka.offset", rec.Offset)))
+		if !tk.span.IsRecording() {
+			// Not sampled (the producer's flag, or our sampler): the record
+			// goes on as an untraced one, so no write, batch, request or
+			// commit span is made for a trace nobody keeps.
+			tk.span.End()
+			tk.span = nil
+		}
 	}
 	tr.add(rec.Offset)
 	// abandon takes the record back when the session ends before it is
