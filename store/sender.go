@@ -58,6 +58,10 @@ type batchSender struct {
 
 	mu        sync.Mutex
 	endpoints map[string]resolvedEndpoint // by account ID ("" if none)
+
+	// viaSDK, when not nil, is the client whose options the fast path
+	// cannot honour: send goes through its stack instead (sdksend.go).
+	viaSDK *dynamodb.Client
 }
 
 type resolvedEndpoint struct {
@@ -82,7 +86,15 @@ func newBatchSender(db *dynamodb.Client) *batchSender {
 		accountMode:  o.AccountIDEndpointMode,
 		disableHTTPS: o.EndpointOptions.DisableHTTPS,
 		endpoints:    map[string]resolvedEndpoint{},
+		viaSDK:       viaSDK(db, o),
 	}
+}
+
+func viaSDK(db *dynamodb.Client, o dynamodb.Options) *dynamodb.Client {
+	if ok, _ := fastPathHonours(o); ok {
+		return nil
+	}
+	return db
 }
 
 // endpoint returns where requests signed for account go, and the region
@@ -137,6 +149,9 @@ type statementResult struct {
 // send sends one BatchExecuteStatement whose JSON body is body and returns
 // the per-statement results. Errors are the SDK's types (see classify).
 func (b *batchSender) send(ctx context.Context, body []byte) ([]statementResult, error) {
+	if b.viaSDK != nil {
+		return sendViaSDK(ctx, b.viaSDK, body)
+	}
 	res, err := b.do(ctx, body)
 	if err != nil {
 		return nil, &smithy.OperationError{ServiceID: "DynamoDB", OperationName: "BatchExecuteStatement", Err: err}
