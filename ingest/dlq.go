@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -107,7 +108,7 @@ func (d *dlq) write(ctx context.Context, batch []dead) bool {
 			break
 		}
 		// Resend only what failed: a partial failure lists its messages.
-		if perrs, ok := err.(sarama.ProducerErrors); ok && len(perrs) > 0 {
+		if perrs := (sarama.ProducerErrors)(nil); errors.As(err, &perrs) && len(perrs) > 0 {
 			failed := make([]*sarama.ProducerMessage, 0, len(perrs))
 			for _, pe := range perrs {
 				failed = append(failed, pe.Msg)

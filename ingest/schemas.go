@@ -119,7 +119,7 @@ func (r *resolvedSchemas) get(ctx context.Context, id uint32) (resolved, error) 
 	}
 	rs, err := avro.NewSchemaCompatibility().Resolve(readerSchema, w)
 	if err != nil {
-		return resolved{}, fmt.Errorf("%w %d: not readable as %s: %v", ErrUnknownSchema, id, readerSchema.(avro.NamedSchema).FullName(), err)
+		return resolved{}, fmt.Errorf("%w %d: not readable as %s: %w", ErrUnknownSchema, id, readerSchema.(avro.NamedSchema).FullName(), err)
 	}
 	s = resolved{schema: rs, layout: layoutOf(w)}
 	r.mu.Lock()

@@ -41,7 +41,7 @@ func fastPathHonours(o dynamodb.Options) (bool, string) {
 		return false, "APIOptions"
 	case !interceptorsEmpty(o.Interceptors):
 		return false, "interceptors"
-	case o.EndpointResolver != nil:
+	case o.EndpointResolver != nil: //nolint:staticcheck // deprecated, but a client may still set it
 		return false, "a v1 endpoint resolver"
 	case o.ClientLogMode != 0:
 		return false, "ClientLogMode"

@@ -35,7 +35,7 @@ func TestFastPathOnlyWhenItHonoursTheClient(t *testing.T) {
 		{"log mode", func(o *dynamodb.Options) { o.ClientLogMode = aws.LogRequest }, false},
 		{"custom signer", func(o *dynamodb.Options) { o.HTTPSignerV4 = customSigner{} }, false},
 		{"v1 resolver", func(o *dynamodb.Options) {
-			o.EndpointResolver = dynamodb.EndpointResolverFromURL("http://127.0.0.1:1")
+			o.EndpointResolver = dynamodb.EndpointResolverFromURL("http://127.0.0.1:1") //nolint:staticcheck // the deprecated option under test
 		}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
