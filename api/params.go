@@ -14,11 +14,10 @@ import (
 
 // listParams is a parsed list request.
 type listParams struct {
-	q         postflight.ListQuery
-	token     string
-	startSet  bool
-	endSet    bool
-	statusRaw []string
+	q        postflight.ListQuery
+	token    string
+	startSet bool
+	endSet   bool
 }
 
 const (
@@ -137,8 +136,9 @@ func (p *listParams) resolveRange(now time.Time, def, maxRange time.Duration) er
 			p.q.End = p.q.Start.Add(def)
 		}
 	}
-	if !p.q.Start.Before(p.q.End) {
-		return &postflight.FieldError{Field: "end", Reason: "must be after start"}
+	// [t, t) is a valid, empty range; only an inverted one is an error.
+	if p.q.End.Before(p.q.Start) {
+		return &postflight.FieldError{Field: "end", Reason: "must not be before start"}
 	}
 	if p.q.End.Sub(p.q.Start) > maxRange {
 		return &postflight.FieldError{Field: "start", Reason: "the range may span at most " + strconv.Itoa(int(maxRange.Hours()/24)) + " days"}

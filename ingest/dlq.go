@@ -209,8 +209,7 @@ func (d *dlq) write(ctx context.Context, batch []dead) bool {
 			break
 		}
 		// Resend only what failed: a partial failure lists its messages.
-		var perrs sarama.ProducerErrors
-		if errors.As(err, &perrs) && len(perrs) > 0 {
+		if perrs := (sarama.ProducerErrors)(nil); errors.As(err, &perrs) && len(perrs) > 0 {
 			failed := make([]*sarama.ProducerMessage, 0, len(perrs))
 			shrunk := 0
 			for _, pe := range perrs {

@@ -355,8 +355,6 @@ type msgSpec struct {
 	want         *postflight.Event // the final event with the highest sequence; nil: none is final
 }
 
-func (m *msgSpec) key() string { return m.account + m.sid }
-
 type streamOpts struct {
 	messages   int
 	accounts   int     // default 7

@@ -180,7 +180,7 @@ func (r *resolvedSchemas) get(ctx context.Context, id uint32) (resolved, error) 
 	default:
 		rs, err := avro.NewSchemaCompatibility().Resolve(readerSchema, w)
 		if err != nil {
-			s = resolved{err: fmt.Errorf("%w %d: not readable as %s: %v", ErrUnknownSchema, id, readerSchema.(avro.NamedSchema).FullName(), err)}
+			s = resolved{err: fmt.Errorf("%w %d: not readable as %s: %w", ErrUnknownSchema, id, readerSchema.(avro.NamedSchema).FullName(), err)}
 		} else {
 			s = resolved{schema: rs, layout: layoutOf(w)}
 		}

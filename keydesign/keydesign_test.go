@@ -69,7 +69,7 @@ func TestShardIsStableAndEven(t *testing.T) {
 	counts := make([]int, n)
 	for range samples {
 		s := randSID(r)
-		if Shard(s, n) != Shard(s, n) {
+		if a, b := Shard(s, n), Shard(s, n); a != b {
 			t.Fatal("unstable shard")
 		}
 		counts[Shard(s, n)]++

@@ -60,6 +60,10 @@ type batchSender struct {
 
 	mu        sync.Mutex
 	endpoints map[string]resolvedEndpoint // by account ID ("" if none)
+
+	// viaSDK, when not nil, is the client whose options the fast path
+	// cannot honour: send goes through its stack instead (sdksend.go).
+	viaSDK *dynamodb.Client
 }
 
 type resolvedEndpoint struct {
@@ -84,7 +88,15 @@ func newBatchSender(db *dynamodb.Client) *batchSender {
 		accountMode:  o.AccountIDEndpointMode,
 		disableHTTPS: o.EndpointOptions.DisableHTTPS,
 		endpoints:    map[string]resolvedEndpoint{},
+		viaSDK:       viaSDK(db, o),
 	}
+}
+
+func viaSDK(db *dynamodb.Client, o dynamodb.Options) *dynamodb.Client {
+	if ok, _ := fastPathHonours(o); ok {
+		return nil
+	}
+	return db
 }
 
 // endpoint returns where requests signed for account go, and the region
@@ -140,6 +152,9 @@ type statementResult struct {
 // the per-statement results and the consumed capacity. Errors are the SDK's
 // types (see classify).
 func (b *batchSender) send(ctx context.Context, body []byte) (*batchOutput, error) {
+	if b.viaSDK != nil {
+		return sendViaSDK(ctx, b.viaSDK, body)
+	}
 	var res *batchOutput
 	var err error
 	if b.attemptTimeout > 0 {

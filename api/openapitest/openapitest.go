@@ -190,7 +190,7 @@ func (v *Validator) validateOffSpec(r *http.Request, routeErr error, resp *http.
 		want = http.StatusMethodNotAllowed
 	}
 	if resp.StatusCode != want {
-		return fmt.Errorf("no operation in the spec for %s %s (%v), so want a %d problem, got %d",
+		return fmt.Errorf("no operation in the spec for %s %s (%w), so want a %d problem, got %d",
 			r.Method, r.URL.Path, routeErr, want, resp.StatusCode)
 	}
 	if want == http.StatusMethodNotAllowed && resp.Header.Get("Allow") == "" {

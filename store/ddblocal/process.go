@@ -272,7 +272,7 @@ func (p *Process) waitReady(ctx context.Context) error {
 	for {
 		select {
 		case <-p.done:
-			return fmt.Errorf("java exited before it was ready: %v", p.waitErr)
+			return fmt.Errorf("java exited before it was ready: %w", p.waitErr)
 		case <-p.out.bindFailed:
 			return errAddrInUse
 		default:
@@ -323,7 +323,7 @@ func (p *Process) Stop(ctx context.Context) error {
 	p.stopOnce.Do(func() {
 		select {
 		case <-p.done:
-			p.stopErr = fmt.Errorf("dynamodb local exited on its own: %v; output:\n%s", p.waitErr, p.out.tail())
+			p.stopErr = fmt.Errorf("dynamodb local exited on its own: %w; output:\n%s", p.waitErr, p.out.tail())
 		default:
 			p.signal(syscall.SIGTERM)
 			grace := time.NewTimer(p.cfg.StopTimeout)
