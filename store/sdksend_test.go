@@ -61,3 +61,27 @@ func (customSigner) SignHTTP(context.Context, aws.Credentials, *http.Request, st
 	return nil
 }
 
+// The store's own attempt-deadline middleware is not an option of the
+// caller's: a store built on a plain client (serve's) keeps the fast path,
+// and one built on a client with an option of its own sends through that
+// client's stack with the store's deadline too. Before, New wrapped the
+// client first and every event write took the SDK path.
+func TestStoreKeepsTheFastPathForAPlainClient(t *testing.T) {
+	base := dynamodb.Options{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("a", "b", ""),
+		BaseEndpoint: aws.String("http://127.0.0.1:1")}
+	s, err := New(dynamodb.New(base), Config{Table: "t"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.batch.viaSDK != nil {
+		t.Fatal("a store on a plain client sends event writes through the SDK")
+	}
+	noop := func(*middleware.Stack) error { return nil }
+	s, err = New(dynamodb.New(base, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, noop) }), Config{Table: "t"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.batch.viaSDK == nil || s.batch.viaSDK != s.db {
+		t.Fatal("a store on a client with APIOptions does not send through that client, deadline included")
+	}
+}

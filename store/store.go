@@ -166,9 +166,16 @@ func New(db *dynamodb.Client, cfg Config, log *slog.Logger, mp metric.MeterProvi
 	if mp == nil {
 		mp = noop.NewMeterProvider()
 	}
-	db = withAttemptTimeout(db, cfg.AttemptTimeout)
-	s := &Store{db: db, cfg: cfg, log: log, table: cfg.Table, batch: newBatchSender(db)}
+	// The batch sender judges the caller's client, before the store's own
+	// attempt-deadline middleware (which would otherwise always make it take
+	// the SDK path); the fast path applies the same deadline itself, and the
+	// SDK path sends through the wrapped client.
+	wrapped := withAttemptTimeout(db, cfg.AttemptTimeout)
+	s := &Store{db: wrapped, cfg: cfg, log: log, table: cfg.Table, batch: newBatchSender(db)}
 	s.batch.attemptTimeout = cfg.AttemptTimeout
+	if s.batch.viaSDK != nil {
+		s.batch.viaSDK = wrapped
+	}
 	meter := mp.Meter("github.com/postflight/postflight/store")
 	var err error
 	if s.m, err = newMetrics(meter); err != nil {
