@@ -10,6 +10,11 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrPreconditionFailed: an If-Match ETag no longer matches the record.
 	ErrPreconditionFailed = errors.New("precondition failed")
+	// ErrStaleConfig: account configuration (retention, shard schedules)
+	// has not been reloaded for longer than the bound every process is
+	// assumed to keep; writing with it could use a retention or shard count
+	// that no longer holds.
+	ErrStaleConfig = errors.New("account configuration is stale")
 )
 
 // FieldError says which field of an event or request is invalid and why. It

@@ -100,10 +100,14 @@ func (s *Service) writeBatch(ctx context.Context, batch []*item) {
 				keep = append(keep, it)
 			}
 		}
-		if refused != nil {
+		switch {
+		case errors.Is(refused, postflight.ErrStaleConfig):
+			s.pauses.set(pauseStaleConfig, refused.Error())
+		case refused != nil:
 			s.pauses.set(pauseMisconfigured, refused.Error())
-		} else if len(keep) < len(batch) {
+		case len(keep) < len(batch): // progress
 			s.pauses.clear(pauseMisconfigured)
+			s.pauses.clear(pauseStaleConfig)
 		}
 		s.limit.release(throttled, time.Now())
 		if len(keep) < len(batch) {
