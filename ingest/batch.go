@@ -18,7 +18,7 @@ const maxBatch = 25
 type item struct {
 	msg     *postflight.Message
 	key     msgKey
-	size    int
+	size    int // of every record it holds (merged versions included)
 	tickets []ticket
 	added   time.Time
 
@@ -100,11 +100,14 @@ func (b *batcher) add(ctx context.Context, it *item) error {
 	}
 	if cur != nil {
 		// Keep the higher sequence; the loser's records finish with it.
+		// Both versions' records stay held (their tickets keep the raw
+		// record for the dead-letter topic), so both count.
 		if it.msg.Sequence > cur.msg.Sequence {
-			cur.msg, b.bytes = it.msg, b.bytes-cur.size+it.size
-			cur.size = it.size
+			cur.msg = it.msg
 		}
 		cur.tickets = append(cur.tickets, it.tickets...)
+		cur.size += it.size
+		b.bytes += it.size
 		return nil
 	}
 	b.bytes += it.size

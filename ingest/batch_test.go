@@ -187,3 +187,29 @@ func TestBatcherRandomHistories(t *testing.T) {
 		}
 	}
 }
+
+// TestBatcherCountsMergedDuplicates (issue 11, item 7): versions of one
+// message merged in memory keep their raw records (for the dead-letter
+// topic and their tickets), so the pending bytes count every one of them,
+// and the bound holds against a stream of duplicates.
+func TestBatcherCountsMergedDuplicates(t *testing.T) {
+	ctx := context.Background()
+	b := newBatcher(25, time.Hour, 1000)
+	for seq := range int64(5) {
+		if err := b.add(ctx, testItem("a", seq+1, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := b.pendingBytes(); got != 500 {
+		t.Fatalf("pending %d bytes after five 100-byte versions of one message, want 500", got)
+	}
+	// Past the bound, a sixth duplicate waits like any other record.
+	for seq := int64(6); seq <= 10; seq++ {
+		_ = b.add(ctx, testItem("a", seq, 100))
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := b.add(short, testItem("a", 11, 100)); err == nil {
+		t.Fatalf("an add past the %d-byte bound (pending %d) did not wait", 1000, b.pendingBytes())
+	}
+}
