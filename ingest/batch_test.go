@@ -103,13 +103,13 @@ func TestAIMD(t *testing.T) {
 	for range 8 {
 		_ = a.acquire(ctx)
 	}
-	a.release(true, now)
-	a.release(true, now.Add(time.Millisecond)) // same burst: one cut
+	a.release(true, false, now)
+	a.release(true, false, now.Add(time.Millisecond)) // same burst: one cut
 	if l, _ := a.current(); l != 4 {
 		t.Fatalf("limit %v after a throttled burst, want 4", l)
 	}
 	for range 6 {
-		a.release(false, now)
+		a.release(false, true, now)
 	}
 	if l, _ := a.current(); l <= 4 || l > 6 {
 		t.Fatalf("limit %v after successes, want additive growth", l)

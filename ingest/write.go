@@ -77,7 +77,7 @@ func (s *Service) writeBatch(ctx context.Context, batch []*item) {
 		})
 		endSpans()
 		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-			s.limit.release(false, time.Now())
+			s.limit.release(false, false, time.Now()) // nothing was sent: no news
 			s.m.retries.Add(ctx, int64(len(batch)), s.m.retryOpen...)
 			continue // nothing was sent
 		}
@@ -109,7 +109,7 @@ func (s *Service) writeBatch(ctx context.Context, batch []*item) {
 			s.pauses.clear(pauseMisconfigured)
 			s.pauses.clear(pauseStaleConfig)
 		}
-		s.limit.release(throttled, time.Now())
+		s.limit.release(throttled, len(keep) < len(batch), time.Now())
 		if len(keep) < len(batch) {
 			bo.Reset() // progress: the next retry starts small again
 		}
