@@ -22,8 +22,12 @@ type metrics struct {
 	outcomes    metric.Int64Counter // records settled, by write outcome
 	retries     metric.Int64Counter // by cause
 	deadLetters metric.Int64Counter
+
+	reg metric.Registration // the gauges' callback; unregistered when Run returns
 }
 
+// newMetrics makes the Service's instruments. Its gauges' callback reads s's
+// batcher, limit, breaker, pauses and claims: they must all be set first.
 func newMetrics(m metric.Meter, s *Service) (metrics, error) {
 	var x metrics
 	var err error
@@ -68,7 +72,7 @@ func newMetrics(m metric.Meter, s *Service) (metrics, error) {
 	if err != nil {
 		return x, err
 	}
-	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+	x.reg, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		o.ObserveInt64(pending, int64(s.batcher.pendingBytes()))
 		l, _ := s.limit.current()
 		o.ObserveFloat64(limit, l)
