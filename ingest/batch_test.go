@@ -8,6 +8,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/IBM/sarama"
+
 	"github.com/postflight/postflight"
 )
 
@@ -211,5 +213,33 @@ func TestBatcherCountsMergedDuplicates(t *testing.T) {
 	defer cancel()
 	if err := b.add(short, testItem("a", 11, 100)); err == nil {
 		t.Fatalf("an add past the %d-byte bound (pending %d) did not wait", 1000, b.pendingBytes())
+	}
+}
+
+// TestDeadLettersCountTowardTheBudget (issue 11, item 7): records waiting
+// for the dead-letter topic (a queue of 1024 records of up to 1 MiB each)
+// count toward the same memory bound as pending writes: they show in the
+// pending bytes, and a poison record arriving while the budget is full
+// waits (in Kafka, as any record would) instead of filling the queue. No
+// producer is involved: nothing drains the queue here.
+func TestDeadLettersCountTowardTheBudget(t *testing.T) {
+	b := newBatcher(maxBatch, time.Hour, 40_000)
+	d := newDLQ("dlq", 1_000_000, nil, nil, nil)
+	d.budget = b
+	tr := newTracker(func(int64) {})
+	rec := func(off int64) ticket {
+		return ticket{t: tr, offset: off, rec: &sarama.ConsumerMessage{Topic: "t", Offset: off, Value: make([]byte, 10_000)}}
+	}
+	ctx := context.Background()
+	if !d.send(ctx, rec(0), "poison") {
+		t.Fatal("the first dead letter was not queued")
+	}
+	if got := b.pendingBytes(); got < 10_000 {
+		t.Fatalf("pending %d bytes with a 10 KB record queued for the dead-letter topic", got)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if d.send(short, rec(1), "poison") {
+		t.Fatalf("a dead letter past the 40 KB budget (pending %d) was queued without waiting", b.pendingBytes())
 	}
 }

@@ -212,6 +212,7 @@ func New(cfg Config, w Writer, dec *Decoder, log *slog.Logger, mp metric.MeterPr
 		return nil, err
 	}
 	s.dlq = newDLQ(cfg.DLQTopic, cfg.DLQMaxBytes, prod, log, s.m.deadLetters)
+	s.dlq.budget = s.batcher // dead letters count toward MaxPendingMB
 	return s, nil
 }
 

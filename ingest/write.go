@@ -127,7 +127,7 @@ func (s *Service) finish(ctx context.Context, it *item, r postflight.WriteResult
 		for _, tk := range it.tickets {
 			// false only at final shutdown, after every drain: the record
 			// stays uncommitted and is read again.
-			_ = s.dlq.send(ctx, tk, reason)
+			_ = s.dlq.sendCounted(ctx, tk, reason)
 		}
 	} else {
 		for _, tk := range it.tickets {
