@@ -66,6 +66,7 @@ func defaultFlags(t *testing.T) serveFlags {
 	if err := parseFlags(fs, nil, func(string) string { return "" }); err != nil {
 		t.Fatal(err)
 	}
+	f.dynamodbAttemptTimeout = testenv.AttemptTimeout
 	return f
 }
 
@@ -84,7 +85,7 @@ func startStack(t *testing.T, account string, opts ...func(*serveFlags)) *stack 
 		o(&f)
 	}
 	db := testenv.DynamoDBClient(t, ep)
-	st, err := store.New(db, store.Config{Table: f.table}, nil, nil)
+	st, err := store.New(db, store.Config{Table: f.table, AttemptTimeout: testenv.AttemptTimeout}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
