@@ -21,6 +21,11 @@ var (
 	// truncated or overlong data). The store counts and logs it where it
 	// finds it.
 	ErrCorruptRecord = errors.New("stored record is corrupt")
+	// ErrStaleConfig: account configuration (retention, shard schedules)
+	// has not been reloaded for longer than the bound every process is
+	// assumed to keep; writing with it could use a retention or shard count
+	// that no longer holds.
+	ErrStaleConfig = errors.New("account configuration is stale")
 )
 
 // FieldError says which field of an event or request is invalid and why. It

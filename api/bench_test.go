@@ -51,7 +51,7 @@ type benchEnv struct {
 func newBenchEnv(b *testing.B) *benchEnv {
 	b.Helper()
 	ep := testenv.DynamoDBEndpoint(b)
-	st, err := store.New(testenv.DynamoDBClient(b, ep), store.Config{Table: testenv.TableName(b)}, nil, nil)
+	st, err := store.New(testenv.DynamoDBClient(b, ep), store.Config{Table: testenv.TableName(b), AttemptTimeout: testenv.AttemptTimeout}, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -43,16 +43,18 @@ func (a *aimd) acquire(ctx context.Context) error {
 	}
 }
 
-// release frees a slot and adjusts the limit: throttled halves it,
-// otherwise it grows by 1/limit (one slot per limit's worth of successes).
-func (a *aimd) release(throttled bool, now time.Time) {
+// release frees a slot and adjusts the limit: throttled halves it, a
+// success grows it by 1/limit (one slot per limit's worth of successes),
+// and anything else (a failed attempt, one the breaker refused) leaves it:
+// only successes show that more concurrency is welcome.
+func (a *aimd) release(throttled, succeeded bool, now time.Time) {
 	a.mu.Lock()
 	a.inflight--
 	switch {
 	case throttled && now.Sub(a.lastCut) >= a.cooldown:
 		a.limit = max(a.min, a.limit/2)
 		a.lastCut = now
-	case !throttled:
+	case !throttled && succeeded:
 		a.limit = min(a.max, a.limit+1/a.limit)
 	}
 	a.mu.Unlock()

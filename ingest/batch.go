@@ -18,7 +18,7 @@ const maxBatch = 25
 type item struct {
 	msg     *postflight.Message
 	key     msgKey
-	size    int
+	size    int // of every record it holds (merged versions included)
 	tickets []ticket
 	added   time.Time
 
@@ -64,7 +64,7 @@ type batcher struct {
 	msgs   map[msgKey]*item
 	queue  []*item // queue[head:] are ready to hand out (not in flight), in arrival order
 	head   int
-	bytes  int           // size of everything pending or in flight
+	bytes  int           // size of everything pending or in flight, and of held dead letters
 	notify chan struct{} // cap 1: something was queued
 	space  chan struct{} // cap 1: bytes were released
 }
@@ -104,11 +104,14 @@ func (b *batcher) add(ctx context.Context, it *item) error {
 	}
 	if cur != nil {
 		// Keep the higher sequence; the loser's records finish with it.
+		// Both versions' records stay held (their tickets keep the raw
+		// record for the dead-letter topic), so both count.
 		if it.msg.Sequence > cur.msg.Sequence {
-			cur.msg, b.bytes = it.msg, b.bytes-cur.size+it.size
-			cur.size = it.size
+			cur.msg = it.msg
 		}
 		cur.tickets = append(cur.tickets, it.tickets...)
+		cur.size += it.size
+		b.bytes += it.size
 		return nil
 	}
 	b.bytes += it.size
@@ -123,6 +126,38 @@ func (b *batcher) add(ctx context.Context, it *item) error {
 		signal(b.space) // let the next blocked adder try
 	}
 	return nil
+}
+
+// hold counts n bytes held outside the pending messages (records waiting
+// for the dead-letter topic) toward the bound. With wait it first blocks,
+// as add does, while the bound is reached, and returns ctx's error if ctx
+// ends first; without, it counts them at once (a record moving from a batch
+// to the dead-letter queue is already counted until its batch is done).
+func (b *batcher) hold(ctx context.Context, n int, wait bool) error {
+	b.mu.Lock()
+	for wait && b.bytes > 0 && b.bytes+n > b.maxBytes {
+		b.mu.Unlock()
+		select {
+		case <-b.space:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		b.mu.Lock()
+	}
+	b.bytes += n
+	if b.bytes < b.maxBytes {
+		signal(b.space)
+	}
+	b.mu.Unlock()
+	return nil
+}
+
+// unhold releases n bytes counted by hold.
+func (b *batcher) unhold(n int) {
+	b.mu.Lock()
+	b.bytes -= n
+	b.mu.Unlock()
+	signal(b.space)
 }
 
 // next blocks until a full batch is queued, or a partial one has waited for
@@ -211,7 +246,8 @@ func (b *batcher) done(it *item, applied bool) (superseded *item) {
 	return superseded
 }
 
-// pendingBytes returns the size of everything pending or in flight.
+// pendingBytes returns the size of everything pending or in flight, and of
+// the records waiting for the dead-letter topic.
 func (b *batcher) pendingBytes() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()

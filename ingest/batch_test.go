@@ -8,6 +8,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/IBM/sarama"
+
 	"github.com/postflight/postflight"
 )
 
@@ -103,13 +105,13 @@ func TestAIMD(t *testing.T) {
 	for range 8 {
 		_ = a.acquire(ctx)
 	}
-	a.release(true, now)
-	a.release(true, now.Add(time.Millisecond)) // same burst: one cut
+	a.release(true, false, now)
+	a.release(true, false, now.Add(time.Millisecond)) // same burst: one cut
 	if l, _ := a.current(); l != 4 {
 		t.Fatalf("limit %v after a throttled burst, want 4", l)
 	}
 	for range 6 {
-		a.release(false, now)
+		a.release(false, true, now)
 	}
 	if l, _ := a.current(); l <= 4 || l > 6 {
 		t.Fatalf("limit %v after successes, want additive growth", l)
@@ -185,5 +187,59 @@ func TestBatcherRandomHistories(t *testing.T) {
 		if settled != added {
 			t.Fatalf("seed %d: %d records added, %d settled", seed, added, settled)
 		}
+	}
+}
+
+// TestBatcherCountsMergedDuplicates (issue 11, item 7): versions of one
+// message merged in memory keep their raw records (for the dead-letter
+// topic and their tickets), so the pending bytes count every one of them,
+// and the bound holds against a stream of duplicates.
+func TestBatcherCountsMergedDuplicates(t *testing.T) {
+	ctx := context.Background()
+	b := newBatcher(25, time.Hour, 1000)
+	for seq := range int64(5) {
+		if err := b.add(ctx, testItem("a", seq+1, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := b.pendingBytes(); got != 500 {
+		t.Fatalf("pending %d bytes after five 100-byte versions of one message, want 500", got)
+	}
+	// Past the bound, a sixth duplicate waits like any other record.
+	for seq := int64(6); seq <= 10; seq++ {
+		_ = b.add(ctx, testItem("a", seq, 100))
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := b.add(short, testItem("a", 11, 100)); err == nil {
+		t.Fatalf("an add past the %d-byte bound (pending %d) did not wait", 1000, b.pendingBytes())
+	}
+}
+
+// TestDeadLettersCountTowardTheBudget (issue 11, item 7): records waiting
+// for the dead-letter topic (a queue of 1024 records of up to 1 MiB each)
+// count toward the same memory bound as pending writes: they show in the
+// pending bytes, and a poison record arriving while the budget is full
+// waits (in Kafka, as any record would) instead of filling the queue. No
+// producer is involved: nothing drains the queue here.
+func TestDeadLettersCountTowardTheBudget(t *testing.T) {
+	b := newBatcher(maxBatch, time.Hour, 40_000)
+	d := newDLQ("dlq", 1_000_000, nil, nil, nil)
+	d.budget = b
+	tr := newTracker(func(int64) {})
+	rec := func(off int64) ticket {
+		return ticket{t: tr, offset: off, rec: &sarama.ConsumerMessage{Topic: "t", Offset: off, Value: make([]byte, 10_000)}}
+	}
+	ctx := context.Background()
+	if !d.send(ctx, rec(0), "poison") {
+		t.Fatal("the first dead letter was not queued")
+	}
+	if got := b.pendingBytes(); got < 10_000 {
+		t.Fatalf("pending %d bytes with a 10 KB record queued for the dead-letter topic", got)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if d.send(short, rec(1), "poison") {
+		t.Fatalf("a dead letter past the 40 KB budget (pending %d) was queued without waiting", b.pendingBytes())
 	}
 }

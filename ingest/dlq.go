@@ -56,6 +56,7 @@ func DeadLetter(topic string, rec *sarama.ConsumerMessage, reason, source string
 type dead struct {
 	tk     ticket
 	reason string
+	size   int // counted in the budget until acknowledged
 }
 
 // dlq writes dead letters: the original key and value, the original headers,
@@ -71,6 +72,9 @@ type dlq struct {
 	in       chan dead
 	done     chan struct{}
 	sum      dlqSummary // owned by run's goroutine
+	// budget, if set, is the pipeline's memory bound: dead letters waiting
+	// for the broker count toward it (batcher.hold).
+	budget *batcher
 }
 
 func newDLQ(topic string, maxBytes int, prod sarama.SyncProducer, log *slog.Logger, count metric.Int64Counter) *dlq {
@@ -78,13 +82,36 @@ func newDLQ(topic string, maxBytes int, prod sarama.SyncProducer, log *slog.Logg
 		sum: dlqSummary{every: dlqLogEvery}}
 }
 
-// send queues a record for the dead-letter topic; it blocks while the queue
-// is full and reports false if ctx ended first (the record is not queued).
+// send queues a record for the dead-letter topic; it blocks while the
+// memory budget or the queue is full and reports false if ctx ended first
+// (the record is not queued). Decoding uses it: the consumer then stops
+// reading, as for any record that does not fit.
 func (d *dlq) send(ctx context.Context, tk ticket, reason string) bool {
+	return d.enqueue(ctx, tk, reason, true)
+}
+
+// sendCounted is send for a record that is already counted in the budget
+// (it comes from a batch, which releases its bytes once settled): it does
+// not wait for the budget, so a writer settling a batch can never wait on
+// bytes that only its own settling would free.
+func (d *dlq) sendCounted(ctx context.Context, tk ticket, reason string) bool {
+	return d.enqueue(ctx, tk, reason, false)
+}
+
+func (d *dlq) enqueue(ctx context.Context, tk ticket, reason string, wait bool) bool {
+	x := dead{tk: tk, reason: reason, size: approxSize(tk.rec)}
+	if d.budget != nil {
+		if d.budget.hold(ctx, x.size, wait) != nil {
+			return false
+		}
+	}
 	select {
-	case d.in <- dead{tk: tk, reason: reason}:
+	case d.in <- x:
 		return true
 	case <-ctx.Done():
+		if d.budget != nil {
+			d.budget.unhold(x.size)
+		}
 		return false
 	}
 }
@@ -238,6 +265,9 @@ func (d *dlq) write(ctx context.Context, batch []dead) bool {
 	}
 	now := time.Now()
 	for _, x := range batch {
+		if d.budget != nil {
+			d.budget.unhold(x.size)
+		}
 		d.count.Add(ctx, 1)
 		d.sum.add(ctx, d.log, now, x)
 		x.tk.finish()

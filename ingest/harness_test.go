@@ -87,7 +87,7 @@ func newRigOn(t *testing.T, endpoint string, r *rig) *rig {
 		ledger: &ledger{applied: map[string]appliedSeq{}},
 		logs:   &logBuffer{},
 	}
-	st, err := store.New(r.db, store.Config{Table: r.table}, nil, nil)
+	st, err := store.New(r.db, store.Config{Table: r.table, AttemptTimeout: testenv.AttemptTimeout}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,10 +167,7 @@ func (r *rig) startConsumer(name string, o consumerOpts) *consumer {
 	if endpoint == "" {
 		endpoint = r.ddb
 	}
-	// The attempt timeout of the old test client's overall bound: this
-	// shared machine's DynamoDB Local can take seconds under load, and a
-	// timeout would count toward the breaker some tests watch.
-	st, err := store.New(testenv.DynamoDBClient(r.t, endpoint), store.Config{Table: r.table, AttemptTimeout: 30 * time.Second}, nil, nil)
+	st, err := store.New(testenv.DynamoDBClient(r.t, endpoint), store.Config{Table: r.table, AttemptTimeout: testenv.AttemptTimeout}, nil, nil)
 	if err != nil {
 		r.t.Fatal(err)
 	}

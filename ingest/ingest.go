@@ -196,10 +196,6 @@ func New(cfg Config, w Writer, dec *Decoder, log *slog.Logger, mp metric.MeterPr
 	}
 	s.client, s.group = client, group
 	s.pauses = newPauses(log, group.PauseAll, group.ResumeAll)
-	if s.m, err = newMetrics(mp.Meter("github.com/postflight/postflight/ingest"), s); err != nil {
-		return nil, err
-	}
-	s.dlq = newDLQ(cfg.DLQTopic, cfg.DLQMaxBytes, prod, log, s.m.deadLetters)
 	s.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        "dynamodb",
 		MaxRequests: 1,
@@ -215,6 +211,15 @@ func New(cfg Config, w Writer, dec *Decoder, log *slog.Logger, mp metric.MeterPr
 			}
 		},
 	})
+	// Last: the gauges' callback reads everything above.
+	if s.m, err = newMetrics(mp.Meter("github.com/postflight/postflight/ingest"), s); err != nil {
+		prod.Close()
+		group.Close()
+		client.Close()
+		return nil, err
+	}
+	s.dlq = newDLQ(cfg.DLQTopic, cfg.DLQMaxBytes, prod, log, s.m.deadLetters)
+	s.dlq.budget = s.batcher // dead letters count toward MaxPendingMB
 	return s, nil
 }
 
@@ -252,6 +257,9 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Wait()
 	s.dlq.prod.Close()
 	s.client.Close()
+	if s.m.reg != nil {
+		_ = s.m.reg.Unregister()
+	}
 	return errors.Join(err, cerr)
 }
 

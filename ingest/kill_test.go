@@ -58,7 +58,7 @@ func runChild() int {
 		Credentials:  credentials.NewStaticCredentialsProvider("local", "local", ""),
 		BaseEndpoint: aws.String(cfg.Endpoint),
 	})
-	st, err := store.New(db, store.Config{Table: cfg.Table}, log, nil)
+	st, err := store.New(db, store.Config{Table: cfg.Table, AttemptTimeout: 30 * time.Second}, log, nil)
 	if err != nil {
 		log.Error("store", "err", err)
 		return 2

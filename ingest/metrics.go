@@ -33,6 +33,8 @@ type metrics struct {
 	// (now − the Kafka record's timestamp).
 	eventAge metric.Float64Histogram
 	delay    metric.Float64Histogram
+
+	reg metric.Registration // the gauges' callback; unregistered when Run returns
 }
 
 // freshnessBuckets span a healthy pipeline (tens of ms) to an hours-long
@@ -52,6 +54,8 @@ func (m *metrics) observeFreshness(ctx context.Context, now time.Time, it *item)
 	}
 }
 
+// newMetrics makes the Service's instruments. Its gauges' callback reads s's
+// batcher, limit, breaker, pauses and claims: they must all be set first.
 func newMetrics(m metric.Meter, s *Service) (metrics, error) {
 	var x metrics
 	var err error
@@ -123,7 +127,7 @@ func newMetrics(m metric.Meter, s *Service) (metrics, error) {
 	if err != nil {
 		return x, err
 	}
-	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+	x.reg, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		o.ObserveInt64(pending, int64(s.batcher.pendingBytes()))
 		l, _ := s.limit.current()
 		o.ObserveFloat64(limit, l)

@@ -81,7 +81,7 @@ func (s *Service) writeBatch(ctx context.Context, batch []*item) {
 		})
 		endSpans()
 		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-			s.limit.release(false, time.Now())
+			s.limit.release(false, false, time.Now()) // nothing was sent: no news
 			s.m.retries.Add(ctx, int64(len(batch)), s.m.retryOpen...)
 			continue // nothing was sent
 		}
@@ -104,12 +104,16 @@ func (s *Service) writeBatch(ctx context.Context, batch []*item) {
 				keep = append(keep, it)
 			}
 		}
-		if refused != nil {
+		switch {
+		case errors.Is(refused, postflight.ErrStaleConfig):
+			s.pauses.set(pauseStaleConfig, refused.Error())
+		case refused != nil:
 			s.pauses.set(pauseMisconfigured, refused.Error())
-		} else if len(keep) < len(batch) {
+		case len(keep) < len(batch): // progress
 			s.pauses.clear(pauseMisconfigured)
+			s.pauses.clear(pauseStaleConfig)
 		}
-		s.limit.release(throttled, time.Now())
+		s.limit.release(throttled, len(keep) < len(batch), time.Now())
 		if len(keep) < len(batch) {
 			bo.Reset() // progress: the next retry starts small again
 		}
@@ -133,7 +137,7 @@ func (s *Service) finish(ctx context.Context, it *item, r postflight.WriteResult
 		for _, tk := range it.tickets {
 			// false only at final shutdown, after every drain: the record
 			// stays uncommitted and is read again.
-			_ = s.dlq.send(ctx, tk, reason)
+			_ = s.dlq.sendCounted(ctx, tk, reason)
 		}
 	} else {
 		for _, tk := range it.tickets {

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/postflight/postflight"
 	"github.com/postflight/postflight/keydesign"
 )
 
@@ -202,13 +203,31 @@ func (s *Store) RefreshAccounts(ctx context.Context) error {
 	}
 	s.acc.m = m
 	s.acc.mu.Unlock()
+	s.refreshed.Store(now.UnixNano())
 	return nil
+}
+
+// ConfigStale returns an error wrapping postflight.ErrStaleConfig when the
+// account configuration was last reloaded longer than
+// Config.ConfigStaleAfter ago, nil otherwise (and before the first reload:
+// a store nobody refreshes runs on its defaults and its own changes).
+func (s *Store) ConfigStale() error {
+	ns := s.refreshed.Load()
+	if ns == 0 {
+		return nil
+	}
+	age, bound := s.cfg.Now().Sub(time.Unix(0, ns)), s.cfg.ConfigStaleAfter()
+	if age <= bound {
+		return nil
+	}
+	return fmt.Errorf("%w: last reloaded %v ago, beyond the %v every process is assumed to keep", postflight.ErrStaleConfig, age.Round(time.Millisecond), bound)
 }
 
 // Run reloads account configuration every ConfigRefresh and runs the
 // retention re-stamp jobs (retention.go) until ctx is done; it returns once
-// both have stopped. A failed reload keeps the previous configuration and is
-// logged.
+// both have stopped. A failed reload keeps the previous configuration, is
+// logged and retried after a quarter of ConfigRefresh; past
+// ConfigStaleAfter without a successful one, writes stop (ConfigStale).
 func (s *Store) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -229,7 +248,15 @@ func (s *Store) Run(ctx context.Context) error {
 			s.hot.check(ctx, s.cfg.Now())
 		case <-t.C:
 			if err := s.RefreshAccounts(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("account config refresh failed; keeping the previous one", "err", err)
+				// Try again sooner: past ConfigStaleAfter writes stop.
+				t.Reset(max(s.cfg.ConfigRefresh/4, time.Millisecond))
+				if serr := s.ConfigStale(); serr != nil {
+					s.log.Error("account config refresh keeps failing; writes stop until it succeeds", "err", err, "stale", serr)
+				} else {
+					s.log.Warn("account config refresh failed; keeping the previous one", "err", err)
+				}
+			} else {
+				t.Reset(s.cfg.ConfigRefresh)
 			}
 		}
 	}

@@ -95,7 +95,7 @@ func TestBatchGetUnprocessedKeys(t *testing.T) {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	ep := testenv.DynamoDBEndpoint(t)
 	table := testenv.TableName(t)
-	direct, err := store.New(testenv.DynamoDBClient(t, ep), store.Config{Table: table}, nil, nil)
+	direct, err := store.New(testenv.DynamoDBClient(t, ep), store.Config{Table: table, AttemptTimeout: testenv.AttemptTimeout}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestBatchGetUnprocessedKeys(t *testing.T) {
 	pass.Store(30)
 	proxy := httptest.NewServer(partialBatchGet(t, ep, &pass))
 	defer proxy.Close()
-	s, err := store.New(testenv.DynamoDBClient(t, proxy.URL), store.Config{Table: table}, nil, mp)
+	s, err := store.New(testenv.DynamoDBClient(t, proxy.URL), store.Config{Table: table, AttemptTimeout: testenv.AttemptTimeout}, nil, mp)
 	if err != nil {
 		t.Fatal(err)
 	}

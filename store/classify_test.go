@@ -21,7 +21,7 @@ func proxiedStore(t *testing.T) (*store.Store, *faultproxy.Proxy) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = px.Close() })
-	s, err := store.New(testenv.DynamoDBClient(t, px.URL()), store.Config{Table: testenv.TableName(t)}, nil, nil)
+	s, err := store.New(testenv.DynamoDBClient(t, px.URL()), store.Config{Table: testenv.TableName(t), AttemptTimeout: testenv.AttemptTimeout}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ func TestAttemptDeadline(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = px.Close() })
 	table := testenv.TableName(t)
-	direct, err := store.New(testenv.DynamoDBClient(t, ep), store.Config{Table: table}, nil, nil)
+	direct, err := store.New(testenv.DynamoDBClient(t, ep), store.Config{Table: table, AttemptTimeout: testenv.AttemptTimeout}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

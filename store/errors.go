@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -115,6 +116,16 @@ func IsTransient(err error) bool {
 	case errors.As(err, &ate):
 		return true
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return false
+	}
+	// Only what DynamoDB or the network said: any other error (a bug, an
+	// unreadable stored item) is not made better by retrying.
+	var apiErr smithy.APIError
+	var ne net.Error
+	var rse *smithyhttp.RequestSendError
+	var de *smithy.DeserializationError
+	var re *smithyhttp.ResponseError
+	if !errors.As(err, &apiErr) && !errors.As(err, &ne) && !errors.As(err, &rse) && !errors.As(err, &de) && !errors.As(err, &re) {
 		return false
 	}
 	o := classify(err)

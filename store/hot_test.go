@@ -367,7 +367,7 @@ func TestHotAccountRaisedOnDynamoDB(t *testing.T) {
 	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
 	open := func() (*Store, *syncBuffer) {
 		buf := &syncBuffer{}
-		s, err := New(db, Config{Table: table, Now: now, HotFleetScale: func() float64 { return 2 }},
+		s, err := New(db, Config{Table: table, Now: now, HotFleetScale: func() float64 { return 2 }, AttemptTimeout: testenv.AttemptTimeout},
 			slog.New(slog.NewTextHandler(buf, nil)), nil)
 		if err != nil {
 			t.Fatal(err)
@@ -493,7 +493,7 @@ func TestHotAccountRaisedByWrites(t *testing.T) {
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
 	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
 	buf := &syncBuffer{}
-	s, err := New(db, Config{Table: testenv.TableName(t), Now: now, HotShardUnits: 5},
+	s, err := New(db, Config{Table: testenv.TableName(t), Now: now, HotShardUnits: 5, AttemptTimeout: testenv.AttemptTimeout},
 		slog.New(slog.NewTextHandler(buf, nil)), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -224,7 +224,7 @@ func TestRetentionRestampResumes(t *testing.T) {
 	doneByA := st.Done
 
 	reader := sdkmetric.NewManualReader()
-	b, err := store.New(db, store.Config{Table: table, Restamp: store.RestampConfig{Delay: time.Millisecond, Page: 10, Rate: -1}},
+	b, err := store.New(db, store.Config{Table: table, AttemptTimeout: testenv.AttemptTimeout, Restamp: store.RestampConfig{Delay: time.Millisecond, Page: 10, Rate: -1}},
 		nil, sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
 	if err != nil {
 		t.Fatal(err)

@@ -46,6 +46,7 @@ func openShardStores(t *testing.T, cfg store.Config) (writer, admin *store.Store
 	cfg.Table = testenv.TableName(t)
 	cfg.HotShardUnits = -1 // these tests change shard counts themselves
 	var err error
+	cfg.AttemptTimeout = testenv.AttemptTimeout
 	if writer, err = store.New(db, cfg, nil, nil); err != nil {
 		t.Fatal(err)
 	}

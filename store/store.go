@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -138,6 +139,12 @@ func (c *Config) Validate() error {
 // process must have reloaded the schedule, and no event may be dated beyond it.
 func (c *Config) ShardLead() time.Duration { return 2*c.ConfigRefresh + c.MaxClockSkew }
 
+// ConfigStaleAfter is how old this process's account configuration may grow
+// before it stops writing: ShardLead without the clock-skew allowance, i.e.
+// the 2 × ConfigRefresh within which shard decreases, the re-stamp job's
+// delay and the Expired check assume every process has reloaded.
+func (c *Config) ConfigStaleAfter() time.Duration { return c.ShardLead() - c.MaxClockSkew }
+
 // Store is Postflight's DynamoDB table. Its methods are safe for concurrent
 // use. Run must be running for account configuration to stay fresh.
 type Store struct {
@@ -152,6 +159,8 @@ type Store struct {
 	noRetry func(*dynamodb.Options)
 	batch   *batchSender
 	restamp restamper
+
+	refreshed atomic.Int64 // unix ns of the last successful RefreshAccounts; 0: never
 }
 
 // New returns a Store on db. The MeterProvider may be nil (no metrics).
@@ -185,6 +194,16 @@ func New(db *dynamodb.Client, cfg Config, log *slog.Logger, mp metric.MeterProvi
 		return nil, err
 	}
 	if err := s.restamp.init(s, meter); err != nil {
+		return nil, err
+	}
+	if _, err := meter.Float64ObservableGauge("postflight.store.config.age", metric.WithUnit("s"),
+		metric.WithDescription("Seconds since account configuration was last reloaded (writes stop past 2 × config refresh)."),
+		metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
+			if ns := s.refreshed.Load(); ns != 0 {
+				o.Observe(s.cfg.Now().Sub(time.Unix(0, ns)).Seconds())
+			}
+			return nil
+		})); err != nil {
 		return nil, err
 	}
 	s.acc.init(cfg)

@@ -29,6 +29,9 @@ func newStore(t *testing.T, cfg store.Config) *store.Store {
 	ep := testenv.DynamoDBEndpoint(t)
 	db := testenv.DynamoDBClient(t, ep)
 	cfg.Table = testenv.TableName(t)
+	if cfg.AttemptTimeout == 0 {
+		cfg.AttemptTimeout = testenv.AttemptTimeout
+	}
 	s, err := store.New(db, cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -53,6 +53,15 @@ func (s *Store) WriteBatchStored(ctx context.Context, msgs []*postflight.Message
 	if len(msgs) > MaxBatch || len(res) < len(msgs) || (stored != nil && len(stored) < len(msgs)) {
 		panic(fmt.Sprintf("store: WriteBatch of %d messages, %d results", len(msgs), len(res)))
 	}
+	if err := s.ConfigStale(); err != nil {
+		// Retention and shard schedules may have changed unseen: write
+		// nothing rather than with a TTL or shard count that may be wrong.
+		for i := range msgs {
+			res[i] = postflight.WriteResult{Outcome: postflight.Misconfigured, Err: err}
+			s.m.writes.Add(ctx, 1, s.m.outcomeAttrs[postflight.Misconfigured]...)
+		}
+		return
+	}
 	now := s.cfg.Now()
 	var todoBuf, knownBuf [MaxBatch]int
 	arena := make([]encoded, len(msgs)) // one allocation for the batch

@@ -507,7 +507,7 @@ func TestAPI(t *testing.T) {
 
 		// The re-stamp job rewrites the TTL of the existing records.
 		db := testenv.DynamoDBClient(t, s.flags.dynamodbEndpoint)
-		st, err := store.New(db, store.Config{Table: s.flags.table}, nil, nil)
+		st, err := store.New(db, store.Config{Table: s.flags.table, AttemptTimeout: testenv.AttemptTimeout}, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

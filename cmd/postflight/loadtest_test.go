@@ -25,7 +25,7 @@ import (
 func TestLoadtest(t *testing.T) {
 	s := startStack(t, randomSID("AC"))
 	db := testenv.DynamoDBClient(t, s.flags.dynamodbEndpoint)
-	st, err := store.New(db, store.Config{Table: s.flags.table}, nil, nil)
+	st, err := store.New(db, store.Config{Table: s.flags.table, AttemptTimeout: testenv.AttemptTimeout}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

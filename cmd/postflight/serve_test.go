@@ -68,6 +68,7 @@ func defaultFlags(t *testing.T) serveFlags {
 	if err := parseFlags(fs, nil, func(string) string { return "" }); err != nil {
 		t.Fatal(err)
 	}
+	f.dynamodbAttemptTimeout = testenv.AttemptTimeout
 	return f
 }
 
@@ -92,7 +93,7 @@ func startStackEnv(t *testing.T, account string, getenv func(string) string, opt
 		o(&f)
 	}
 	db := testenv.DynamoDBClient(t, ep)
-	st, err := store.New(db, store.Config{Table: f.table}, nil, nil)
+	st, err := store.New(db, store.Config{Table: f.table, AttemptTimeout: testenv.AttemptTimeout}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ func TestShardsCommand(t *testing.T) {
 	ctx := context.Background()
 	ep := testenv.DynamoDBEndpoint(t)
 	table := testenv.TableName(t)
-	st, err := store.New(testenv.DynamoDBClient(t, ep), store.Config{Table: table}, nil, nil)
+	st, err := store.New(testenv.DynamoDBClient(t, ep), store.Config{Table: table, AttemptTimeout: testenv.AttemptTimeout}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

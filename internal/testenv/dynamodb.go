@@ -138,6 +138,13 @@ func DynamoDBClient(t testing.TB, endpoint string) *dynamodb.Client {
 	})
 }
 
+// AttemptTimeout is the per-attempt DynamoDB deadline tests give stores
+// (store.Config.AttemptTimeout, --dynamodb-attempt-timeout) instead of the
+// production 5s: on this shared machine DynamoDB Local can take seconds to
+// answer under load, and a test must not depend on the machine being idle.
+// It is DynamoDBClient's overall HTTP timeout, the bound tests had before.
+const AttemptTimeout = 30 * time.Second
+
 // maxTableName is DynamoDB's limit on table name length.
 const maxTableName = 255
 
