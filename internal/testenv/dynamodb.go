@@ -20,6 +20,11 @@ import (
 	"github.com/postflight/postflight/store/ddblocal"
 )
 
+// ddbStartTimeout bounds DynamoDB Local's start in tests: ddblocal's 60 s
+// default is not enough when the 2-core machine also starts Kafka JVMs
+// (TestStartDynamoDBRestart failed on it at load 36-41).
+const ddbStartTimeout = 3 * time.Minute
+
 // DynamoDBEndpoint returns the endpoint of a DynamoDB every test of the
 // binary shares: $POSTFLIGHT_TEST_DYNAMODB_ENDPOINT if set, else an in-memory
 // DynamoDB Local on a free port, fetched and started on first use (the first
@@ -47,8 +52,9 @@ func DynamoDBEndpoint(t testing.TB) string {
 			return
 		}
 		p, err := ddblocal.Start(ctx, ddblocal.Config{
-			Dir:  dir,
-			Addr: "127.0.0.1:0",
+			Dir:          dir,
+			Addr:         "127.0.0.1:0",
+			StartTimeout: ddbStartTimeout,
 			// It outlives this test, so it may not log to it.
 			Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		})
@@ -95,6 +101,7 @@ func startOwn(ctx context.Context, t testing.TB, cfg ddblocal.Config) *ddblocal.
 	// Its output is logged at debug level, below this logger's: nothing
 	// is written to t after it ends.
 	cfg.Log = testLogger(t)
+	cfg.StartTimeout = ddbStartTimeout
 	p, err := ddblocal.Start(ctx, cfg)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
