@@ -193,11 +193,12 @@ func TestBrokerKilledAndRestartedOnItsLog(t *testing.T) {
 	px.SetLatency(20 * time.Millisecond)
 	c := r.startConsumer("c1", consumerOpts{endpoint: px.URL(), cfg: ingest.Config{MaxPendingMB: 1, MaxConcurrency: 4}})
 	watch := r.watchCommits()
-	twoThirds := len(recs) * 2 / 3
-	r.produce(recs[:twoThirds], nil)
-	waitCommittedAtLeast(t, r, int64(twoThirds)/5)
-
+	third, twoThirds := len(recs)/3, len(recs)*2/3
+	r.produce(recs[:third], nil)
+	waitCommittedAtLeast(t, r, int64(third)/3)
 	deleted := r.deleteStored(msgs, 20)
+	// A third more just before the kill: a backlog the broker dies with.
+	r.produce(recs[third:twoThirds], nil)
 
 	before := r.commits()
 	r.apache.Kill(t)
