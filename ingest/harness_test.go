@@ -350,7 +350,10 @@ type msgSpec struct {
 	account, sid string
 	events       []*postflight.Event
 	want         *postflight.Event // the final event with the highest sequence; nil: none is final
+	deleted      bool              // deleted through the store: a tombstone, never a message again (want is nil)
 }
+
+func (m *msgSpec) key() string { return m.account + m.sid }
 
 type streamOpts struct {
 	messages   int
@@ -679,7 +682,7 @@ func (r *rig) verify(msgs []*msgSpec) {
 	}
 	final := map[string]bool{}
 	for _, m := range msgs {
-		if m.want != nil {
+		if m.want != nil || m.deleted {
 			final[m.sid+"/"+m.account] = true
 		}
 		work <- m

@@ -1,7 +1,7 @@
 package main
 
-// The load test against the real stack: `serve` on kfake and DynamoDB Local
-// (startStack), driven by loadtest.Run as `loadtest run` drives it. Short
+// The load test against the real stack: `serve` on Apache Kafka and DynamoDB
+// Local (startApacheStack), driven by loadtest.Run as `loadtest run` drives it. Short
 // and slow (about 300 events/s) so it checks correctness, not speed.
 
 import (
@@ -23,7 +23,7 @@ import (
 )
 
 func TestLoadtest(t *testing.T) {
-	s := startStack(t, randomSID("AC"))
+	s := startApacheStack(t, randomSID("AC"))
 	db := testenv.DynamoDBClient(t, s.flags.dynamodbEndpoint)
 	st, err := store.New(db, store.Config{Table: s.flags.table, AttemptTimeout: testenv.AttemptTimeout}, nil, nil)
 	if err != nil {
@@ -32,7 +32,7 @@ func TestLoadtest(t *testing.T) {
 	config := func(mode string) loadtest.RunConfig {
 		cfg := loadtest.DefaultRunConfig()
 		cfg.Mode = mode
-		cfg.Brokers, cfg.Service, cfg.Token = s.brokers, s.api, testToken
+		cfg.Brokers, cfg.Topic, cfg.Service, cfg.Token = s.brokers, s.topic, s.api, testToken
 		cfg.DynamoDBEndpoint, cfg.Table = s.flags.dynamodbEndpoint, s.flags.table
 		cfg.Rate, cfg.Duration = 75, 4*time.Second // ~300 events/s
 		cfg.ReadsPerSec, cfg.ProbesPerSec = 20, 10

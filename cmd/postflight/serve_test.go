@@ -41,6 +41,8 @@ const (
 // stack is a running `serve` on real Kafka and DynamoDB Local.
 type stack struct {
 	brokers []string
+	topic   string // the events topic: message-events on kfake, the test's own on Apache Kafka
+	dlq     string // the dead-letter topic, likewise
 	api     string
 	flags   serveFlags
 	done    chan error
@@ -72,7 +74,8 @@ func defaultFlags(t *testing.T) serveFlags {
 	return f
 }
 
-// startStack starts serve; opts adjust its flags (after the test defaults).
+// startStack starts serve on kfake; opts adjust its flags (after the test
+// defaults).
 func startStack(t *testing.T, account string, opts ...func(*serveFlags)) *stack {
 	t.Helper()
 	return startStackEnv(t, account, func(string) string { return "" }, opts...)
@@ -81,10 +84,33 @@ func startStack(t *testing.T, account string, opts ...func(*serveFlags)) *stack 
 // startStackEnv is startStack with an environment (OTEL_* variables).
 func startStackEnv(t *testing.T, account string, getenv func(string) string, opts ...func(*serveFlags)) *stack {
 	t.Helper()
-	ep := testenv.DynamoDBEndpoint(t)
 	brokers, cluster := testenv.Kafka(t, "message-events", "message-events.dlq")
+	s := startStackOn(t, account, getenv, brokers, "message-events", "message-events.dlq", opts...)
+	s.kafka = cluster
+	return s
+}
+
+// startApacheStack starts serve on the binary's shared Apache Kafka broker,
+// with topics and a group of the test's own.
+func startApacheStack(t *testing.T, account string, opts ...func(*serveFlags)) *stack {
+	t.Helper()
+	k := testenv.ApacheKafka(t)
+	topic := testenv.TopicName(t, "events")
+	dlq := topic + ".dlq"
+	k.CreateTopic(t, topic, testenv.KafkaPartitions)
+	k.CreateTopic(t, dlq, testenv.KafkaPartitions)
+	group := testenv.TopicName(t, "group")
+	return startStackOn(t, account, func(string) string { return "" }, k.Addrs(), topic, dlq, append([]func(*serveFlags){func(f *serveFlags) {
+		f.group = group
+	}}, opts...)...)
+}
+
+func startStackOn(t *testing.T, account string, getenv func(string) string, brokers []string, topic, dlq string, opts ...func(*serveFlags)) *stack {
+	t.Helper()
+	ep := testenv.DynamoDBEndpoint(t)
 	f := defaultFlags(t)
 	f.brokers = strings.Join(brokers, ",")
+	f.topic, f.dlqTopic = topic, dlq
 	f.table = testenv.TableName(t)
 	f.dynamodbEndpoint = ep
 	f.authFile = writeAuthFile(t, account)
@@ -106,7 +132,7 @@ func startStackEnv(t *testing.T, account string, getenv func(string) string, opt
 	}
 	f.listen = ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &stack{brokers: brokers, api: "http://" + ln.Addr().String(), flags: f, done: make(chan error, 1), cancel: cancel, kafka: cluster}
+	s := &stack{brokers: brokers, topic: topic, dlq: dlq, api: "http://" + ln.Addr().String(), flags: f, done: make(chan error, 1), cancel: cancel}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	go func() { s.done <- serve(ctx, f, getenv, log, ln) }()
 	t.Cleanup(func() { s.stop(t) })
@@ -181,6 +207,18 @@ func produce(t *testing.T, brokers []string, recs ...*sarama.ProducerMessage) {
 	}
 }
 
+// produce sends recs to the stack's Kafka; records for message-events go to
+// the stack's events topic.
+func (s *stack) produce(t *testing.T, recs ...*sarama.ProducerMessage) {
+	t.Helper()
+	for _, r := range recs {
+		if r.Topic == "message-events" {
+			r.Topic = s.topic
+		}
+	}
+	produce(t, s.brokers, recs...)
+}
+
 func record(t *testing.T, ev *postflight.Event, schemaID uint32) *sarama.ProducerMessage {
 	v, err := ingest.Encode(schemaID, ev)
 	if err != nil {
@@ -200,9 +238,12 @@ func eventually(t *testing.T, d time.Duration, what string, f func() bool) {
 	}
 }
 
+// TestEndToEnd: Avro events produced with sarama to Apache Kafka, ingested
+// into DynamoDB Local and read back through the REST API; poison events
+// reach the dead-letter topic with their reasons.
 func TestEndToEnd(t *testing.T) {
 	account := randomSID("AC")
-	s := startStack(t, account)
+	s := startApacheStack(t, account)
 	created := time.Now().UTC().Add(-time.Hour).Truncate(time.Millisecond)
 	const n = 40
 	sids := make([]string, n)
@@ -223,7 +264,7 @@ func TestEndToEnd(t *testing.T) {
 		{Topic: "message-events", Key: sarama.StringEncoder("junk"), Value: sarama.ByteEncoder(`{"not":"avro"}`)},
 		record(t, newEvent(account, "SMnot-a-sid", 3, postflight.StatusDelivered, created), ingest.SchemaIDv2),
 	}
-	produce(t, s.brokers, append(recs, poison...)...)
+	s.produce(t, append(recs, poison...)...)
 
 	for _, sid := range sids {
 		var m postflight.Message
@@ -273,9 +314,9 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// Both poison records are in the dead-letter topic with their reasons.
-	dl := readDLQ(t, s.brokers, len(poison))
+	dl := readDLQ(t, s.brokers, s.dlq, len(poison))
 	for _, rec := range dl {
-		if rec.reason == "" || !strings.HasPrefix(rec.source, "message-events/") {
+		if rec.reason == "" || !strings.HasPrefix(rec.source, s.topic+"/") {
 			t.Fatalf("dead letter without reason or source: %+v", rec)
 		}
 	}
@@ -291,9 +332,9 @@ type deadLetter struct {
 	key, reason, source string
 }
 
-func readDLQ(t *testing.T, brokers []string, n int) []deadLetter {
+func readDLQ(t *testing.T, brokers []string, dlq string, n int) []deadLetter {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("message-events.dlq"),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(dlq),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)

@@ -214,6 +214,14 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		if p == cp {
 			continue // the kernel gave the same port twice; pick again
 		}
+		// A port given is checked before a JVM is spent on it: Kafka
+		// would only fail to bind after most of its start.
+		if err = checkFree(host, p, port); err != nil {
+			break
+		}
+		if err = checkFree(host, cp, cfg.ControllerPort); err != nil {
+			break
+		}
 		c.Addr, c.ControllerPort = net.JoinHostPort(host, strconv.Itoa(p)), cp
 		var b *Broker
 		b, err = launch(ctx, c, java)
@@ -546,6 +554,19 @@ func (b *Broker) signal(sig syscall.Signal) {
 	}
 	// Setpgid made the JVM a group leader: -pid is its group.
 	_ = syscall.Kill(-b.cmd.Process.Pid, sig)
+}
+
+// checkFree fails if port, when it was given (not picked: given != 0), is
+// already taken on host.
+func checkFree(host string, port, given int) error {
+	if given == 0 {
+		return nil
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return fmt.Errorf("port %d: %w (is another Kafka running?)", port, errAddrInUse)
+	}
+	return ln.Close()
 }
 
 // freePort asks the kernel for a free TCP port on host.

@@ -2,6 +2,7 @@ package kafkalocal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -120,8 +121,8 @@ func TestStartFailsOnTakenPort(t *testing.T) {
 	defer ln.Close()
 	_, err = Start(t.Context(), Config{Dir: dir, DataDir: filepath.Join(t.TempDir(), "k"), Addr: ln.Addr().String(),
 		Log: testLogger(t)})
-	if err == nil {
-		t.Fatal("Start on a taken port succeeded")
+	if !errors.Is(err, errAddrInUse) {
+		t.Fatalf("Start on a taken port: %v, want %v", err, errAddrInUse)
 	}
 	t.Logf("error, as wanted: %v", err)
 }

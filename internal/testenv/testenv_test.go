@@ -255,27 +255,3 @@ func TestApacheKafka(t *testing.T) {
 
 	k.AddPartitions(t, topic, 5)
 }
-
-func TestOwnApacheKafkaKillRestart(t *testing.T) {
-	t.Parallel()
-	k := testenv.OwnApacheKafka(t)
-	topic := testenv.TopicName(t, "events")
-	k.CreateTopic(t, topic, 2)
-	cl := k.Client(t)
-	if err := cl.ProduceSync(t.Context(), &kgo.Record{Topic: topic, Value: []byte("before")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	addr := k.Addrs()[0]
-	k.Kill(t)
-	k.Restart(t)
-	if k.Addrs()[0] != addr {
-		t.Errorf("restarted on %s, want %s", k.Addrs()[0], addr)
-	}
-	cons := k.Client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	fs := cons.PollFetches(ctx)
-	if recs := fs.Records(); len(recs) != 1 || string(recs[0].Value) != "before" {
-		t.Errorf("after kill -9 and restart, consumed %d records (%v), want the one acknowledged", len(recs), fs.Errors())
-	}
-}
