@@ -18,24 +18,21 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/postflight/postflight"
-	"github.com/postflight/postflight/producer"
 )
 
 // Publisher is what POST /v1/events needs: validate a batch as ingest would
-// (a *producer.ValidationError names each bad event) and publish it,
+// (a *postflight.ValidationError names each bad event) and publish it,
 // returning once Kafka acknowledged every event. producer.Producer
 // satisfies it.
 type Publisher interface {
 	Validate(evs []postflight.Event) error
-	Publish(ctx context.Context, evs []postflight.Event) ([]producer.Ack, error)
+	Publish(ctx context.Context, evs []postflight.Event) ([]postflight.PublishAck, error)
 }
-
-var _ Publisher = (*producer.Producer)(nil)
 
 // Limits of one POST /v1/events request.
 const (
-	MaxEventsBodyBytes = 1 << 20           // 1 MiB of JSON or NDJSON
-	MaxEventsPerBatch  = producer.MaxBatch // events per request
+	MaxEventsBodyBytes = 1 << 20                    // 1 MiB of JSON or NDJSON
+	MaxEventsPerBatch  = postflight.MaxPublishBatch // events per request
 	contentTypeNDJSON  = "application/x-ndjson"
 )
 
@@ -128,7 +125,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	// did not parse, the domain's finding is added unless it names a field
 	// already named.
 	if err := s.cfg.Events.Validate(evs); err != nil {
-		var ve *producer.ValidationError
+		var ve *postflight.ValidationError
 		if !errors.As(err, &ve) {
 			s.log.Error("validate events", "err", err)
 			writeProblem(w, internalError())
@@ -155,7 +152,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	acks, err := s.cfg.Events.Publish(r.Context(), evs)
 	if err != nil {
-		var ve *producer.ValidationError
+		var ve *postflight.ValidationError
 		if errors.As(err, &ve) { // the clock moved between Validate and Publish
 			for _, ie := range ve.Events {
 				params = append(params, InvalidParam{Name: fmt.Sprintf("events[%d].%s", ie.Index, ie.Err.Field), Reason: ie.Err.Reason})
@@ -170,7 +167,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, struct {
-		Events []producer.Ack `json:"events"`
+		Events []postflight.PublishAck `json:"events"`
 	}{acks})
 }
 

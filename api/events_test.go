@@ -16,7 +16,6 @@ import (
 	"github.com/postflight/postflight"
 	"github.com/postflight/postflight/api"
 	"github.com/postflight/postflight/api/openapitest"
-	"github.com/postflight/postflight/producer"
 )
 
 // fakePublisher stands in for Kafka (the HTTP contract is under test here;
@@ -31,19 +30,19 @@ type fakePublisher struct {
 var _ api.Publisher = (*fakePublisher)(nil)
 
 func (f *fakePublisher) Validate(evs []postflight.Event) error {
-	return producer.ValidateEvents(evs, now, 15*time.Minute)
+	return postflight.ValidateEvents(evs, now, 15*time.Minute)
 }
 
-func (f *fakePublisher) Publish(ctx context.Context, evs []postflight.Event) ([]producer.Ack, error) {
+func (f *fakePublisher) Publish(ctx context.Context, evs []postflight.Event) ([]postflight.PublishAck, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail != nil {
 		return nil, f.fail
 	}
 	f.got = append(f.got, evs)
-	acks := make([]producer.Ack, len(evs))
+	acks := make([]postflight.PublishAck, len(evs))
 	for i, ev := range evs {
-		acks[i] = producer.Ack{MessageSID: ev.MessageSID, Partition: 3, Offset: int64(100 + i)}
+		acks[i] = postflight.PublishAck{MessageSID: ev.MessageSID, Partition: 3, Offset: int64(100 + i)}
 	}
 	return acks, nil
 }

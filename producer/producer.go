@@ -23,7 +23,7 @@ import (
 )
 
 // MaxBatch is the most events one Publish call takes.
-const MaxBatch = 500
+const MaxBatch = postflight.MaxPublishBatch
 
 // Config configures a Producer. Zero fields take the defaults documented on them.
 type Config struct {
@@ -101,54 +101,18 @@ func (c *Config) SaramaConfig() *sarama.Config {
 	return sc
 }
 
-// Ack says where Kafka stored one event.
-type Ack struct {
-	MessageSID string `json:"message_sid"`
-	Partition  int32  `json:"partition"`
-	Offset     int64  `json:"offset"`
-}
-
-// InvalidEvent is one event of a batch that failed validation.
-type InvalidEvent struct {
-	Index int                    // position in the batch
-	Err   *postflight.FieldError // the field at fault
-}
-
-// ValidationError lists every invalid event of a batch; a batch with one is
-// not published at all.
-type ValidationError struct {
-	Events []InvalidEvent
-}
-
-func (e *ValidationError) Error() string {
-	parts := make([]string, 0, min(len(e.Events), 5))
-	for i, ie := range e.Events {
-		if i == 5 {
-			parts = append(parts, fmt.Sprintf("and %d more", len(e.Events)-5))
-			break
-		}
-		parts = append(parts, fmt.Sprintf("events[%d].%s", ie.Index, ie.Err))
-	}
-	return "invalid events: " + strings.Join(parts, "; ")
-}
+// Ack, InvalidEvent and ValidationError are the domain's (publish.go in
+// the root package), so that the API can use them without importing Kafka.
+type (
+	Ack             = postflight.PublishAck
+	InvalidEvent    = postflight.InvalidEvent
+	ValidationError = postflight.ValidationError
+)
 
 // ValidateEvents checks every event as ingest does and returns a
 // *ValidationError naming each invalid one, or nil.
 func ValidateEvents(evs []postflight.Event, now time.Time, maxSkew time.Duration) error {
-	var bad []InvalidEvent
-	for i := range evs {
-		if err := evs[i].Validate(now, maxSkew); err != nil {
-			var fe *postflight.FieldError
-			if !errors.As(err, &fe) {
-				fe = &postflight.FieldError{Field: "event", Reason: err.Error()}
-			}
-			bad = append(bad, InvalidEvent{Index: i, Err: fe})
-		}
-	}
-	if len(bad) > 0 {
-		return &ValidationError{Events: bad}
-	}
-	return nil
+	return postflight.ValidateEvents(evs, now, maxSkew)
 }
 
 // ErrClosed: Publish was called after Close.
