@@ -55,7 +55,7 @@ func TestRecentKeepsTheHighestSequenceWithinItsBound(t *testing.T) {
 			t.Fatalf("a malformed SID is remembered: %s %s", bad.SID, bad.AccountSID)
 		}
 	}
-	var none *recent = newRecent(-1)
+	none := newRecent(-1)
 	none.remember(a)
 	if _, ok := none.stored(a); ok {
 		t.Fatal("a disabled memory remembers")

@@ -134,7 +134,7 @@ func (r *RegistrySchemas) WriterSchema(ctx context.Context, id uint32) (avro.Sch
 	}
 	sch, err := avro.ParseWithCache(info.Schema, "", &avro.SchemaCache{})
 	if err != nil {
-		return nil, fmt.Errorf("%w %d: not a readable Avro schema: %v", ErrUnknownSchema, id, err)
+		return nil, fmt.Errorf("%w %d: not a readable Avro schema: %w", ErrUnknownSchema, id, err)
 	}
 	return sch, nil
 }

@@ -35,7 +35,7 @@ func TestPublisherWithoutKafka(t *testing.T) {
 	ctx := context.Background()
 	_, err1 := p.Publish(ctx, ev)
 	_, err2 := p.Publish(ctx, ev)
-	if err1 == nil || err2 != err1 {
+	if err1 == nil || !errors.Is(err2, err1) {
 		t.Fatalf("errors %v, %v: want a failure, then the same one", err1, err2)
 	}
 	p.Close()

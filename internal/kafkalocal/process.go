@@ -438,7 +438,7 @@ func (b *Broker) waitReady(ctx context.Context) error {
 			if b.out.bindFailedNow() {
 				return errAddrInUse
 			}
-			return fmt.Errorf("java exited before it was ready: %v", b.waitErr)
+			return fmt.Errorf("java exited before it was ready: %w", b.waitErr)
 		case <-b.out.bindFailed:
 			return errAddrInUse
 		default:
@@ -448,7 +448,7 @@ func (b *Broker) waitReady(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wait for %s to serve metadata: %w (last: %v)", b.addr, ctx.Err(), lastErr)
+			return fmt.Errorf("wait for %s to serve metadata: %w (last: %w)", b.addr, ctx.Err(), lastErr)
 		case <-b.done:
 		case <-b.out.bindFailed:
 		case <-tick.C:
@@ -511,7 +511,7 @@ func (b *Broker) Stop(ctx context.Context) error {
 	b.stopOnce.Do(func() {
 		select {
 		case <-b.done:
-			b.stopErr = fmt.Errorf("kafka exited on its own: %v; output:\n%s", b.waitErr, b.out.tail())
+			b.stopErr = fmt.Errorf("kafka exited on its own: %w; output:\n%s", b.waitErr, b.out.tail())
 			return
 		default:
 		}

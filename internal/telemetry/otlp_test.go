@@ -69,7 +69,7 @@ func TestResourceFromEnv(t *testing.T) {
 	}
 	got := map[string]string{}
 	for _, kv := range r.Attributes() {
-		got[string(kv.Key)] = kv.Value.Emit()
+		got[string(kv.Key)] = kv.Value.String()
 	}
 	want := map[string]string{"service.name": "pf", "deployment.environment": "prod eu", "postflight.role": "api"}
 	for k, v := range want {

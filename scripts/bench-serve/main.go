@@ -244,7 +244,7 @@ func (p *serveProc) alive() error {
 	select {
 	case err := <-p.exited:
 		p.exited <- err
-		return fmt.Errorf("serve exited: %v", err)
+		return fmt.Errorf("serve exited: %w", err)
 	default:
 		return nil
 	}
