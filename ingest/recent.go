@@ -156,13 +156,22 @@ type StoredWriter interface {
 	WriteBatchStored(ctx context.Context, msgs []*postflight.Message, stored []bool, res []postflight.WriteResult)
 }
 
+// memory is the recently-stored memory of the partition the item's records
+// came from (all of a message's records come from one partition), or nil.
+func (it *item) memory() *recent {
+	if len(it.tickets) == 0 || it.tickets[0].t == nil {
+		return nil // an item built without records (unit tests of later stages)
+	}
+	return it.tickets[0].t.recent
+}
+
 // settleKnown settles, without a request, the items of a batch whose
 // sequence the store is known to hold already or exceed (Superseded), marks
 // those it is known to hold (item.stored), and returns the rest.
 func (s *Service) settleKnown(ctx context.Context, batch []*item) []*item {
 	keep := batch[:0]
 	for _, it := range batch {
-		seq, ok := it.tickets[0].t.recent.stored(it.msg)
+		seq, ok := it.memory().stored(it.msg)
 		switch {
 		case ok && seq >= it.msg.Sequence:
 			s.m.knownSuperseded.Add(ctx, int64(len(it.tickets)))

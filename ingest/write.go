@@ -126,7 +126,7 @@ func (s *Service) writeBatch(ctx context.Context, batch []*item) {
 // redundant) are then done.
 func (s *Service) finish(ctx context.Context, it *item, r postflight.WriteResult) {
 	if r.Outcome == postflight.Applied || r.Outcome == postflight.Superseded {
-		it.tickets[0].t.recent.remember(it.msg)
+		it.memory().remember(it.msg)
 	}
 	s.m.outcomes.Add(ctx, int64(len(it.tickets)), s.m.byOutcome[r.Outcome]...)
 	if r.Outcome == postflight.Applied {
