@@ -346,8 +346,21 @@ func parseEvent(data []byte) (postflight.Event, []*postflight.FieldError) {
 		ev.EventTime = *t
 	}
 	if v := present("tags", false); v != nil {
-		if err := json.Unmarshal(v, &ev.Tags); err != nil || v[0] != '{' {
+		// Each value must be a JSON string: json.Unmarshal would take a
+		// null one as "" without an error.
+		var raw map[string]json.RawMessage
+		if err := json.Unmarshal(v, &raw); err != nil || v[0] != '{' {
 			fail("tags", "want an object of strings")
+		} else {
+			ev.Tags = make(map[string]string, len(raw))
+			for k, r := range raw {
+				var tag string
+				if len(r) == 0 || r[0] != '"' || json.Unmarshal(r, &tag) != nil {
+					fail("tags", fmt.Sprintf("tag %q: want a string", k))
+					break
+				}
+				ev.Tags[k] = tag
+			}
 		}
 	}
 	return ev, errs

@@ -162,6 +162,18 @@ func TestPostEvents(t *testing.T) {
 			t.Error("an invalid batch must publish nothing")
 		}
 	})
+	// A tag whose value is not a string is refused, null included (found by
+	// schemathesis: json.Unmarshal leaves a null map value as "" without an
+	// error, and the event was published with an empty tag).
+	t.Run("tags are strings", func(t *testing.T) {
+		for _, tags := range []string{`{"campaign":null}`, `{"campaign":1}`, `[]`, `"x"`} {
+			h, fp := mk(&fakePublisher{})
+			resp, b := send(h, "w", "application/json", eventJSON(1, "tags", tags))
+			if p := problem(b); resp.StatusCode != 400 || len(p.InvalidParams) != 1 || p.InvalidParams[0].Name != "events[0].tags" || len(fp.got) != 0 {
+				t.Errorf("tags %s: %d %s", tags, resp.StatusCode, b)
+			}
+		}
+	})
 	t.Run("ingest's validation", func(t *testing.T) {
 		h, _ := mk(&fakePublisher{})
 		resp, b := send(h, "w", "application/json", eventJSON(1, "event_time", now.Add(time.Hour).Format(time.RFC3339)))

@@ -84,6 +84,11 @@ func TestSchemathesis(t *testing.T) {
 		"--no-color",
 	)
 	cmd.Dir = t.TempDir()
+	hooks, err := filepath.Abs(filepath.Join("testdata", "schemathesis_hooks.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Env = append(os.Environ(), "SCHEMATHESIS_HOOKS="+hooks) // the NDJSON serializer of POST /v1/events
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("schemathesis found problems (%v):\n%s", err, out)
