@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/postflight/postflight/internal/localjvm"
 	"io"
 	"log/slog"
 	"os"
@@ -100,7 +101,7 @@ func (f fetcher) fetch(ctx context.Context, cacheDir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("fetch kafka: jars.sha256: %w", err)
 	}
-	unlock, err := lockFile(ctx, filepath.Join(cacheDir, lockName))
+	unlock, err := localjvm.LockFile(ctx, filepath.Join(cacheDir, lockName))
 	if err != nil {
 		return "", fmt.Errorf("fetch kafka: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/postflight/postflight/internal/localjvm"
 	"log/slog"
 	"net"
 	"os"
@@ -156,7 +157,7 @@ type Broker struct {
 	cfg  Config // Addr and ControllerPort hold the ports in use
 	addr string
 	cmd  *exec.Cmd
-	out  *output
+	out  *localjvm.Output
 
 	done    chan struct{} // closed once the JVM is reaped
 	waitErr error         // cmd.Wait's result; read after done
@@ -252,7 +253,7 @@ func launch(ctx context.Context, cfg Config, java string) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := newOutput(cfg.Log)
+	out := localjvm.NewOutput(cfg.Log, "kafka", "BindException", "Address already in use")
 	args := append(append(jvmArgs(cfg, log4j, cfg.HeapMB), cfg.JVMFlags...), brokerMain, props)
 	cmd := exec.Command(java, args...)
 	cmd.Dir = cfg.DataDir
@@ -285,7 +286,7 @@ func launch(ctx context.Context, cfg Config, java string) (*Broker, error) {
 		if errors.Is(err, errAddrInUse) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w; output:\n%s\n(Kafka's log: %s)", err, out.tail(), b.LogFile())
+		return nil, fmt.Errorf("%w; output:\n%s\n(Kafka's log: %s)", err, out.Tail(), b.LogFile())
 	}
 	cfg.Log.Info("kafka ready", "addr", b.addr, "pid", cmd.Process.Pid, "formatted", formatted,
 		"data_dir", cfg.DataDir, "took", time.Since(t0).Round(time.Millisecond))
@@ -435,11 +436,11 @@ func (b *Broker) waitReady(ctx context.Context) error {
 	for {
 		select {
 		case <-b.done:
-			if b.out.bindFailedNow() {
+			if b.out.BindFailed() {
 				return errAddrInUse
 			}
 			return fmt.Errorf("java exited before it was ready: %w", b.waitErr)
-		case <-b.out.bindFailed:
+		case <-b.out.BindFailure():
 			return errAddrInUse
 		default:
 		}
@@ -450,7 +451,7 @@ func (b *Broker) waitReady(ctx context.Context) error {
 		case <-ctx.Done():
 			return fmt.Errorf("wait for %s to serve metadata: %w (last: %w)", b.addr, ctx.Err(), lastErr)
 		case <-b.done:
-		case <-b.out.bindFailed:
+		case <-b.out.BindFailure():
 		case <-tick.C:
 		}
 	}
@@ -511,7 +512,7 @@ func (b *Broker) Stop(ctx context.Context) error {
 	b.stopOnce.Do(func() {
 		select {
 		case <-b.done:
-			b.stopErr = fmt.Errorf("kafka exited on its own: %w; output:\n%s", b.waitErr, b.out.tail())
+			b.stopErr = fmt.Errorf("kafka exited on its own: %w; output:\n%s", b.waitErr, b.out.Tail())
 			return
 		default:
 		}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/postflight/postflight/internal/localjvm"
 	"io"
 	"log/slog"
 	"os"
@@ -96,7 +97,7 @@ func (f fetcher) fetch(ctx context.Context, cacheDir string) (string, error) {
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return "", fmt.Errorf("fetch dynamodb local: %w", err)
 	}
-	unlock, err := lockFile(ctx, filepath.Join(cacheDir, lockName))
+	unlock, err := localjvm.LockFile(ctx, filepath.Join(cacheDir, lockName))
 	if err != nil {
 		return "", fmt.Errorf("fetch dynamodb local: %w", err)
 	}

@@ -2,6 +2,7 @@ package ddblocal
 
 import (
 	"context"
+	"github.com/postflight/postflight/internal/localjvm"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,7 +132,7 @@ func TestFetchWithoutNpm(t *testing.T) {
 
 func TestFetchCancelledWhileLocked(t *testing.T) {
 	cacheDir := t.TempDir()
-	unlock, err := lockFile(t.Context(), filepath.Join(cacheDir, lockName))
+	unlock, err := localjvm.LockFile(t.Context(), filepath.Join(cacheDir, lockName))
 	if err != nil {
 		t.Fatal(err)
 	}

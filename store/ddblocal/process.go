@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/postflight/postflight/internal/localjvm"
 	"log/slog"
 	"net"
 	"net/http"
@@ -115,7 +116,7 @@ type Process struct {
 	cfg      Config // Addr holds the port actually used
 	endpoint string
 	cmd      *exec.Cmd
-	out      *output
+	out      *localjvm.Output
 	cwd      string // removed on stop if tmpCwd
 	tmpCwd   bool
 
@@ -206,7 +207,7 @@ func launch(ctx context.Context, cfg Config, java string, port int, cwd string, 
 	} else {
 		args = append(args, "-dbPath", cfg.DBPath)
 	}
-	out := newOutput(cfg.Log)
+	out := localjvm.NewOutput(cfg.Log, "dynamodb local", "Failed to bind", "BindException")
 	cmd := exec.Command(java, args...)
 	cmd.Dir = cwd
 	cmd.Stdout = out
@@ -246,7 +247,7 @@ func launch(ctx context.Context, cfg Config, java string, port int, cwd string, 
 		if errors.Is(err, errAddrInUse) {
 			return nil, fmt.Errorf("port %d: %w", port, err)
 		}
-		return nil, fmt.Errorf("%w; output:\n%s", err, out.tail())
+		return nil, fmt.Errorf("%w; output:\n%s", err, out.Tail())
 	}
 	cfg.Log.Info("dynamodb local ready", "endpoint", p.endpoint, "pid", cmd.Process.Pid,
 		"db_path", cfg.DBPath, "took", time.Since(t0).Round(time.Millisecond))
@@ -273,7 +274,7 @@ func (p *Process) waitReady(ctx context.Context) error {
 		select {
 		case <-p.done:
 			return fmt.Errorf("java exited before it was ready: %w", p.waitErr)
-		case <-p.out.bindFailed:
+		case <-p.out.BindFailure():
 			return errAddrInUse
 		default:
 		}
@@ -282,7 +283,7 @@ func (p *Process) waitReady(ctx context.Context) error {
 		cancel()
 		if err == nil {
 			// Whatever answered, it was not us if the JVM could not bind.
-			if p.out.bindFailedNow() {
+			if p.out.BindFailed() {
 				return errAddrInUse
 			}
 			return nil
@@ -294,7 +295,7 @@ func (p *Process) waitReady(ctx context.Context) error {
 		case <-deadline.C:
 			return fmt.Errorf("%s not answering ListTables after %s: %w", p.endpoint, p.cfg.StartTimeout, lastErr)
 		case <-p.done:
-		case <-p.out.bindFailed:
+		case <-p.out.BindFailure():
 		case <-tick.C:
 		}
 	}
@@ -323,7 +324,7 @@ func (p *Process) Stop(ctx context.Context) error {
 	p.stopOnce.Do(func() {
 		select {
 		case <-p.done:
-			p.stopErr = fmt.Errorf("dynamodb local exited on its own: %w; output:\n%s", p.waitErr, p.out.tail())
+			p.stopErr = fmt.Errorf("dynamodb local exited on its own: %w; output:\n%s", p.waitErr, p.out.Tail())
 		default:
 			p.signal(syscall.SIGTERM)
 			grace := time.NewTimer(p.cfg.StopTimeout)

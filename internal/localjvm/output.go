@@ -1,4 +1,4 @@
-package kafkalocal
+package localjvm
 
 import (
 	"bytes"
@@ -14,11 +14,15 @@ const (
 	maxLine = 4096
 )
 
-// output receives the JVM's stdout and stderr. It logs each line at debug
+// Output receives a JVM's stdout and stderr. It logs each line at debug
 // level, keeps the last tailLines lines for error messages, and notices a
-// listener that failed to bind (Start then retries on other ports).
-type output struct {
-	log *slog.Logger
+// line that says the listener failed to bind (DynamoDB Local's Jetty then
+// keeps running, not listening, while whatever owns the port answers the
+// readiness probe; Kafka exits). Its methods are safe for concurrent use.
+type Output struct {
+	log   *slog.Logger
+	name  string   // the process, in log lines
+	binds []string // substrings of a line that report a bind failure
 
 	mu      sync.Mutex
 	partial []byte
@@ -29,12 +33,14 @@ type output struct {
 	bindFailed chan struct{} // closed on a bind failure
 }
 
-func newOutput(log *slog.Logger) *output {
-	return &output{log: log, bindFailed: make(chan struct{})}
+// NewOutput returns an Output logging to log as name; a line containing any
+// of bindMarkers is a bind failure.
+func NewOutput(log *slog.Logger, name string, bindMarkers ...string) *Output {
+	return &Output{log: log, name: name, binds: bindMarkers, bindFailed: make(chan struct{})}
 }
 
 // Write implements io.Writer; it never fails.
-func (o *output) Write(b []byte) (int, error) {
+func (o *Output) Write(b []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.partial = append(o.partial, b...)
@@ -53,11 +59,13 @@ func (o *output) Write(b []byte) (int, error) {
 }
 
 // line records one line; o.mu is held.
-func (o *output) line(s string) {
+func (o *Output) line(s string) {
 	s = strings.TrimRight(s, "\r")
-	o.log.Debug("kafka", "out", s)
-	if strings.Contains(s, "BindException") || strings.Contains(s, "Address already in use") {
-		o.bindOnce.Do(func() { close(o.bindFailed) })
+	o.log.Debug(o.name, "out", s)
+	for _, m := range o.binds {
+		if strings.Contains(s, m) {
+			o.bindOnce.Do(func() { close(o.bindFailed) })
+		}
 	}
 	if len(o.lines) < tailLines {
 		o.lines = append(o.lines, s)
@@ -67,8 +75,8 @@ func (o *output) line(s string) {
 	o.next = (o.next + 1) % tailLines
 }
 
-// tail returns the last lines written, oldest first.
-func (o *output) tail() string {
+// Tail returns the last lines written, oldest first.
+func (o *Output) Tail() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	lines := append(append([]string(nil), o.lines[o.next:]...), o.lines[:o.next]...)
@@ -78,8 +86,11 @@ func (o *output) tail() string {
 	return strings.Join(lines, "\n")
 }
 
-// bindFailedNow reports whether a bind failure has been seen.
-func (o *output) bindFailedNow() bool {
+// BindFailure is closed once a bind failure has been seen.
+func (o *Output) BindFailure() <-chan struct{} { return o.bindFailed }
+
+// BindFailed reports whether a bind failure has been seen.
+func (o *Output) BindFailed() bool {
 	select {
 	case <-o.bindFailed:
 		return true

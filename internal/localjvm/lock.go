@@ -1,4 +1,4 @@
-package kafkalocal
+package localjvm
 
 import (
 	"context"
@@ -9,14 +9,14 @@ import (
 	"time"
 )
 
-// lockPoll is how often lockFile retries a lock another process holds.
+// lockPoll is how often LockFile retries a lock another process holds.
 const lockPoll = 50 * time.Millisecond
 
-// lockFile takes an exclusive flock on path (created if missing), waiting
+// LockFile takes an exclusive flock on path (created if missing), waiting
 // until it is free or ctx ends. The lock is released by the returned func, or
 // by the kernel if the process dies. Each call opens its own file, so it also
 // excludes other goroutines of this process.
-func lockFile(ctx context.Context, path string) (unlock func(), err error) {
+func LockFile(ctx context.Context, path string) (unlock func(), err error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open lock: %w", err)

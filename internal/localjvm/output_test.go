@@ -1,4 +1,4 @@
-package ddblocal
+package localjvm
 
 import (
 	"fmt"
@@ -33,16 +33,16 @@ func TestOutput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o := newOutput(slog.New(slog.DiscardHandler))
+			o := NewOutput(slog.New(slog.DiscardHandler), "dynamodb local", "Failed to bind", "BindException")
 			for _, w := range tt.writes {
 				if n, err := o.Write([]byte(w)); n != len(w) || err != nil {
 					t.Fatalf("Write = %d, %v", n, err)
 				}
 			}
-			if got := o.tail(); got != tt.wantTail {
+			if got := o.Tail(); got != tt.wantTail {
 				t.Errorf("tail =\n%q\nwant\n%q", got, tt.wantTail)
 			}
-			if got := o.bindFailedNow(); got != tt.wantBind {
+			if got := o.BindFailed(); got != tt.wantBind {
 				t.Errorf("bind failed = %v, want %v", got, tt.wantBind)
 			}
 		})
