@@ -174,7 +174,7 @@ func Reconcile(ctx context.Context, client sarama.Client, st StateReader, dec *i
 	if cfg.ReadRate > 0 {
 		keyLim = rate.NewLimiter(rate.Limit(cfg.ReadRate), max(store.MaxBatchGet, int(cfg.ReadRate/10)))
 	}
-	rc := &reconciler{cfg: cfg, st: st, dec: dec, rep: rep, emit: emit, keyLim: keyLim, log: log, reported: map[store.Key]bool{}}
+	rc := &reconciler{cfg: cfg, st: st, dec: dec, rep: rep, emit: emit, keyLim: keyLim, log: log, reported: map[store.Key]bool{}, tombstoned: map[store.Key]bool{}}
 	return readParts(ctx, client, cfg.Range.Topic, parts, cfg.Concurrency, lim, func(p Part) partHandler {
 		w := map[store.Key]*expect{}
 		return partHandler{
@@ -200,9 +200,12 @@ type reconciler struct {
 	keyLim *rate.Limiter
 	log    *slog.Logger
 
-	mu       sync.Mutex // serializes emit; guards reported
+	mu       sync.Mutex // serializes emit; guards reported and tombstoned
 	emit     func(Difference) error
 	reported map[store.Key]bool
+	// tombstoned: messages counted as tombstoned (a message whose events
+	// straddle two windows is judged in each).
+	tombstoned map[store.Key]bool
 }
 
 func (rc *reconciler) record(ctx context.Context, w map[store.Key]*expect, m *sarama.ConsumerMessage) error {
@@ -280,7 +283,12 @@ func (rc *reconciler) judge(s store.State, e *expect, partition int32, now time.
 	}
 	switch {
 	case s.Tombstone:
-		rep.Tombstoned.Add(1)
+		rc.mu.Lock()
+		if !rc.tombstoned[s.Key] { // once, though its events may straddle windows
+			rc.tombstoned[s.Key] = true
+			rep.Tombstoned.Add(1)
+		}
+		rc.mu.Unlock()
 	case e.final >= 0 && !s.Found:
 		days := rc.st.Account(s.Account).RetentionDays
 		if !e.created.Add(time.Duration(days) * 24 * time.Hour).After(now) {
