@@ -198,24 +198,12 @@ func TestRetentionRestampResumes(t *testing.T) {
 	table := a.Config().Table
 	acc := sid("AC")
 	const n = 100
-	var msgs []*postflight.Message
-	for i := range n {
-		msgs = append(msgs, msg(acc, 1, postflight.StatusDelivered, time.Now().Add(-time.Duration(i)*time.Minute)))
-	}
-	for i := 0; i < n; i += 25 {
-		allApplied(t, write(t, a, msgs[i:i+25]...))
-	}
+	msgs := writeMinuteApart(t, a, acc, n)
 	if _, err := a.SetRetention(ctx, acc, 20); err != nil {
 		t.Fatal(err)
 	}
 	stopA := runStore(t, a)
-	waitFor(t, 20*time.Second, "a checkpoint", func() bool {
-		st, _, err := a.RestampStatus(ctx, acc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st.Done >= 20
-	})
+	waitRestamped(t, a, acc, 20)
 	stopA()
 	st, pending, err := a.RestampStatus(ctx, acc)
 	if err != nil || !pending || st.Done >= n {
@@ -333,24 +321,12 @@ func TestRetentionStopReleasesLeaseAfterLostCheckpoint(t *testing.T) {
 	t.Cleanup(func() { _ = a.DeleteTable(context.Background()) })
 	acc := sid("AC")
 	const n = 100
-	var msgs []*postflight.Message
-	for i := range n {
-		msgs = append(msgs, msg(acc, 1, postflight.StatusDelivered, time.Now().Add(-time.Duration(i)*time.Minute)))
-	}
-	for i := 0; i < n; i += 25 {
-		allApplied(t, write(t, a, msgs[i:i+25]...))
-	}
+	writeMinuteApart(t, a, acc, n)
 	if _, err := a.SetRetention(ctx, acc, 20); err != nil {
 		t.Fatal(err)
 	}
 	stopA := runStore(t, a)
-	waitFor(t, 20*time.Second, "a checkpoint", func() bool {
-		st, _, err := a.RestampStatus(ctx, acc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st.Done >= 20
-	})
+	waitRestamped(t, a, acc, 20)
 	// The next checkpoint lands, but its answer never comes back.
 	px.Inject(faultproxy.Fault{Kind: faultproxy.LoseAnswer, Count: 1, Ops: []string{"UpdateItem"}})
 	waitFor(t, 20*time.Second, "a checkpoint whose answer is lost", func() bool {
@@ -420,13 +396,7 @@ func TestRetentionLowRateKeepsLease(t *testing.T) {
 	}
 	ctx := context.Background()
 	acc := sid("AC")
-	var msgs []*postflight.Message
-	for i := range 50 {
-		msgs = append(msgs, msg(acc, 1, postflight.StatusDelivered, time.Now().Add(-time.Duration(i)*time.Minute)))
-	}
-	for i := 0; i < len(msgs); i += 25 {
-		allApplied(t, write(t, a, msgs[i:i+25]...))
-	}
+	msgs := writeMinuteApart(t, a, acc, 50)
 	if _, err := a.SetRetention(ctx, acc, 30); err != nil {
 		t.Fatal(err)
 	}
@@ -470,4 +440,31 @@ func outcomes(t *testing.T, reader *sdkmetric.ManualReader, outcome string) int6
 		}
 	}
 	return n
+}
+
+// writeMinuteApart stores n delivered messages of account, created a minute
+// apart going back from now (n a multiple of 25), and returns them.
+func writeMinuteApart(t *testing.T, s *store.Store, account string, n int) []*postflight.Message {
+	t.Helper()
+	var msgs []*postflight.Message
+	for i := range n {
+		msgs = append(msgs, msg(account, 1, postflight.StatusDelivered, time.Now().Add(-time.Duration(i)*time.Minute)))
+	}
+	for i := 0; i < n; i += 25 {
+		allApplied(t, write(t, s, msgs[i:i+25]...))
+	}
+	return msgs
+}
+
+// waitRestamped waits until the account's re-stamp job has checkpointed at
+// least done items.
+func waitRestamped(t *testing.T, s *store.Store, account string, done int64) {
+	t.Helper()
+	waitFor(t, 20*time.Second, "a checkpoint", func() bool {
+		st, _, err := s.RestampStatus(context.Background(), account)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Done >= done
+	})
 }
