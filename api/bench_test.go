@@ -50,8 +50,9 @@ type benchEnv struct {
 
 func newBenchEnv(b *testing.B) *benchEnv {
 	b.Helper()
-	ep := testenv.DynamoDBEndpoint(b)
-	st, err := store.New(testenv.DynamoDBClient(b, ep), store.Config{Table: testenv.TableName(b), AttemptTimeout: testenv.AttemptTimeout}, nil, nil)
+	db := testenv.DynamoDBClient(b, testenv.DynamoDBEndpoint(b))
+	table := testenv.TableName(b)
+	st, err := store.New(db, store.Config{Table: table, AttemptTimeout: testenv.AttemptTimeout}, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	if err := st.CreateTable(ctx); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = st.DeleteTable(context.Background()) })
+	testenv.DropTable(b, db, table)
 	e := &benchEnv{st: st}
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	for a := range benchAccounts {

@@ -197,7 +197,7 @@ func benchIngest(b *testing.B, target, workload string) {
 		if err := st.CreateTable(context.Background()); err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(func() { _ = st.DeleteTable(context.Background()) })
+		testenv.DropTable(b, db, table)
 	}
 	n := b.N
 	if flags != "" {

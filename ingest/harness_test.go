@@ -96,7 +96,7 @@ func newRigOn(t *testing.T, endpoint string, r *rig) *rig {
 		t.Fatal(err)
 	}
 	if shared {
-		t.Cleanup(func() { _ = st.DeleteTable(context.Background()) })
+		testenv.DropTable(t, r.db, r.table)
 	}
 	// Cleanups run last-registered first: every consumer stops (its own
 	// cleanup) before this one runs, and this one before the table goes.

@@ -95,15 +95,8 @@ func TestBatchGetUnprocessedKeys(t *testing.T) {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	ep := testenv.DynamoDBEndpoint(t)
 	table := testenv.TableName(t)
-	direct, err := store.New(testenv.DynamoDBClient(t, ep), store.Config{Table: table, AttemptTimeout: testenv.AttemptTimeout}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	direct := openStore(t, testenv.DynamoDBClient(t, ep), store.Config{Table: table, AttemptTimeout: testenv.AttemptTimeout}, nil, nil)
 	ctx := context.Background()
-	if err := direct.CreateTable(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = direct.DeleteTable(context.Background()) })
 	var pass atomic.Int64
 	pass.Store(30)
 	proxy := httptest.NewServer(partialBatchGet(t, ep, &pass))

@@ -76,16 +76,9 @@ func TestWriteUnitsOfEventBatches(t *testing.T) {
 func TestWriteBatchStoredSkipsTheFailingInsert(t *testing.T) {
 	ep := testenv.DynamoDBEndpoint(t)
 	reader := sdkmetric.NewManualReader()
-	s, err := store.New(testenv.DynamoDBClient(t, ep), store.Config{Table: testenv.TableName(t)}, nil,
+	s := openStore(t, testenv.DynamoDBClient(t, ep), store.Config{}, nil,
 		sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	if err := s.CreateTable(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.DeleteTable(context.Background()) })
 	acct := sid("AC")
 	now := time.Now().Add(-time.Hour)
 	a, b, gone := msg(acct, 3, postflight.StatusDelivered, now), msg(acct, 3, postflight.StatusDelivered, now), msg(acct, 3, postflight.StatusDelivered, now)

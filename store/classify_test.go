@@ -21,14 +21,7 @@ func proxiedStore(t *testing.T) (*store.Store, *faultproxy.Proxy) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = px.Close() })
-	s, err := store.New(testenv.DynamoDBClient(t, px.URL()), store.Config{Table: testenv.TableName(t), AttemptTimeout: testenv.AttemptTimeout}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateTable(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { px.Heal(); _ = s.DeleteTable(t.Context()) })
+	s := openStore(t, testenv.DynamoDBClient(t, px.URL()), store.Config{AttemptTimeout: testenv.AttemptTimeout}, nil, nil)
 	return s, px
 }
 

@@ -77,15 +77,8 @@ func (p *recordingProxy) take() []recordedRequest {
 func TestReadsOfOneMessageAreConsistent(t *testing.T) {
 	ep := testenv.DynamoDBEndpoint(t)
 	proxy, url := newRecordingProxy(t, ep)
-	s, err := store.New(testenv.DynamoDBClient(t, url), store.Config{Table: testenv.TableName(t)}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, testenv.DynamoDBClient(t, url), store.Config{}, nil, nil)
 	ctx := context.Background()
-	if err := s.CreateTable(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.DeleteTable(context.Background()) })
 	acc := sid("AC")
 	m := msg(acc, 3, postflight.StatusDelivered, time.Now().Add(-time.Hour))
 	wantOutcomes(t, write(t, s, m), postflight.Applied)

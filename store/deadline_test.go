@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -25,14 +24,7 @@ func TestAttemptDeadline(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = px.Close() })
 	table := testenv.TableName(t)
-	direct, err := store.New(testenv.DynamoDBClient(t, ep), store.Config{Table: table, AttemptTimeout: testenv.AttemptTimeout}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := direct.CreateTable(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = direct.DeleteTable(context.Background()) })
+	direct := openStore(t, testenv.DynamoDBClient(t, ep), store.Config{Table: table, AttemptTimeout: testenv.AttemptTimeout}, nil, nil)
 	const attempt = 300 * time.Millisecond
 	s, err := store.New(testenv.DynamoDBClient(t, px.URL()), store.Config{Table: table, AttemptTimeout: attempt}, nil, nil)
 	if err != nil {

@@ -29,15 +29,8 @@ func TestRedactionAndSequenceOutliveTTL(t *testing.T) {
 	start := time.Now().UTC().Truncate(time.Millisecond)
 	var offset atomic.Int64
 	now := func() time.Time { return start.Add(time.Duration(offset.Load())) }
-	s, err := store.New(db, store.Config{Table: testenv.TableName(t), Now: now}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, db, store.Config{Now: now}, nil, nil)
 	ctx := context.Background()
-	if err := s.CreateTable(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.DeleteTable(context.Background()) })
 
 	acc := sid("AC")
 	if _, err := s.SetRetention(ctx, acc, 30); err != nil {
@@ -108,15 +101,8 @@ func TestTombstoneTTL(t *testing.T) {
 	ep := testenv.DynamoDBEndpoint(t)
 	db := testenv.DynamoDBClient(t, ep)
 	at := time.Now().UTC().Truncate(time.Second)
-	s, err := store.New(db, store.Config{Table: testenv.TableName(t), Now: func() time.Time { return at }}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, db, store.Config{Now: func() time.Time { return at }}, nil, nil)
 	ctx := context.Background()
-	if err := s.CreateTable(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.DeleteTable(context.Background()) })
 	acc := sid("AC")
 	m := msg(acc, 1, postflight.StatusDelivered, at.Add(s.Config().MaxClockSkew))
 	wantOutcomes(t, write(t, s, m), postflight.Applied)
@@ -183,15 +169,8 @@ func TestListRangeSubMillisecond(t *testing.T) {
 func TestMalformedScheduleFailsOnlyLists(t *testing.T) {
 	ep := testenv.DynamoDBEndpoint(t)
 	db := testenv.DynamoDBClient(t, ep)
-	s, err := store.New(db, store.Config{Table: testenv.TableName(t)}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, db, store.Config{}, nil, nil)
 	ctx := context.Background()
-	if err := s.CreateTable(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.DeleteTable(context.Background()) })
 	acc := sid("AC")
 	m := msg(acc, 1, postflight.StatusDelivered, time.Now().Add(-time.Hour))
 	wantOutcomes(t, write(t, s, m), postflight.Applied)
@@ -199,7 +178,7 @@ func TestMalformedScheduleFailsOnlyLists(t *testing.T) {
 		keydesign.AttrPK: &types.AttributeValueMemberS{Value: "cfg"}, keydesign.AttrSK: &types.AttributeValueMemberS{Value: acc},
 	}
 	const bad = `{"epochs": [{"shards": "many"`
-	_, err = db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.Config().Table), Item: map[string]types.AttributeValue{
+	_, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.Config().Table), Item: map[string]types.AttributeValue{
 		keydesign.AttrPK: key[keydesign.AttrPK], keydesign.AttrSK: key[keydesign.AttrSK],
 		"r": &types.AttributeValueMemberN{Value: "30"}, "sc": &types.AttributeValueMemberS{Value: bad}, "v": &types.AttributeValueMemberN{Value: "1"},
 	}})

@@ -30,16 +30,9 @@ func TestCorruptRecordIsAnError(t *testing.T) {
 	db := testenv.DynamoDBClient(t, ep)
 	reader := sdkmetric.NewManualReader()
 	var logs bytes.Buffer
-	s, err := store.New(db, store.Config{Table: testenv.TableName(t)}, slog.New(slog.NewTextHandler(&logs, nil)),
+	s := openStore(t, db, store.Config{}, slog.New(slog.NewTextHandler(&logs, nil)),
 		sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	if err := s.CreateTable(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.DeleteTable(context.Background()) })
 
 	acc := sid("AC")
 	m := msg(acc, 3, postflight.StatusDelivered, time.Now().Add(-time.Hour))

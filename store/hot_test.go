@@ -379,7 +379,7 @@ func TestHotAccountRaisedOnDynamoDB(t *testing.T) {
 	if err := p1.CreateTable(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = p1.DeleteTable(context.Background()) })
+	testenv.DropTable(t, db, p1.cfg.Table)
 
 	account := "AC" + strings.Repeat("e", 32)
 	var all []*postflight.Message
@@ -501,7 +501,7 @@ func TestHotAccountRaisedByWrites(t *testing.T) {
 	if err := s.CreateTable(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.DeleteTable(context.Background()) })
+	testenv.DropTable(t, db, s.cfg.Table)
 
 	account := "AC" + strings.Repeat("f", 32)
 	start := now()

@@ -33,15 +33,8 @@ func TestEventWriteHonoursClientAPIOptions(t *testing.T) {
 	db := dynamodb.New(testenv.DynamoDBClient(t, ep).Options(), func(o *dynamodb.Options) {
 		o.APIOptions = append(o.APIOptions, count)
 	})
-	s, err := store.New(db, store.Config{Table: testenv.TableName(t)}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, db, store.Config{}, nil, nil)
 	ctx := context.Background()
-	if err := s.CreateTable(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.DeleteTable(context.Background()) })
 	acc := sid("AC")
 	a := msg(acc, 3, postflight.StatusDelivered, time.Now().Add(-time.Hour))
 	b := msg(acc, 2, postflight.StatusDelivered, time.Now().Add(-time.Hour))

@@ -144,15 +144,6 @@ type restampJob struct {
 	Lease int64  `json:"lease,omitempty"` // unix ms the lease ends
 }
 
-// RestampStatus is the state of an account's pending re-stamp job.
-type RestampStatus struct {
-	Days  int       // the retention being applied
-	Since time.Time // when the retention changed
-	Shard int       // shard being re-stamped
-	After string    // index sort key reached in that shard
-	Done  int64     // items re-stamped so far
-}
-
 // restamper runs the re-stamp jobs of its Store (see Store.Run).
 type restamper struct {
 	s       *Store
@@ -622,15 +613,4 @@ func (r *restamper) finish(ctx context.Context, p pending) error {
 		return fmt.Errorf("retention re-stamp finish: %w", err)
 	}
 	return nil
-}
-
-// RestampStatus returns the account's pending re-stamp job, if any (ok is
-// false once the job is done or if there never was one).
-func (s *Store) RestampStatus(ctx context.Context, account string) (st RestampStatus, ok bool, err error) {
-	p, ok, err := s.restamp.read(ctx, account)
-	if !ok || err != nil {
-		return st, false, err
-	}
-	j := p.job
-	return RestampStatus{Days: j.Days, Since: time.UnixMilli(j.Since).UTC(), Shard: j.Shard, After: j.After, Done: j.Done}, true, nil
 }

@@ -45,18 +45,12 @@ func openShardStores(t *testing.T, cfg store.Config) (writer, admin *store.Store
 	db := testenv.DynamoDBClient(t, testenv.DynamoDBEndpoint(t))
 	cfg.Table = testenv.TableName(t)
 	cfg.HotShardUnits = -1 // these tests change shard counts themselves
-	var err error
+	admin = openStore(t, db, cfg, nil, nil)
 	cfg.AttemptTimeout = testenv.AttemptTimeout
-	if writer, err = store.New(db, cfg, nil, nil); err != nil {
+	writer, err := store.New(db, cfg, nil, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if admin, err = store.New(db, cfg, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := admin.CreateTable(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = admin.DeleteTable(context.Background()) })
 	return writer, admin
 }
 

@@ -31,14 +31,7 @@ func TestStaleConfigStopsWrites(t *testing.T) {
 	// Long enough that a reload through the proxy on a busy machine
 	// finishes well within it.
 	const refresh = 3 * time.Second
-	s, err := store.New(testenv.DynamoDBClient(t, px.URL()), store.Config{Table: testenv.TableName(t), ConfigRefresh: refresh, AttemptTimeout: testenv.AttemptTimeout}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateTable(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { px.Heal(); _ = s.DeleteTable(context.Background()) })
+	s := openStore(t, testenv.DynamoDBClient(t, px.URL()), store.Config{ConfigRefresh: refresh, AttemptTimeout: testenv.AttemptTimeout}, nil, nil)
 	if err := s.RefreshAccounts(t.Context()); err != nil {
 		t.Fatal(err)
 	}

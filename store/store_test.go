@@ -10,40 +10,54 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	mrand "math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/postflight/postflight"
 	"github.com/postflight/postflight/internal/testenv"
 	"github.com/postflight/postflight/keydesign"
 	"github.com/postflight/postflight/store"
+	"go.opentelemetry.io/otel/metric"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
+// newStore returns a store on a fresh table of the shared DynamoDB Local.
 func newStore(t *testing.T, cfg store.Config) *store.Store {
 	t.Helper()
-	ep := testenv.DynamoDBEndpoint(t)
-	db := testenv.DynamoDBClient(t, ep)
-	cfg.Table = testenv.TableName(t)
+	s := openStore(t, testenv.DynamoDBClient(t, testenv.DynamoDBEndpoint(t)), cfg, nil, nil)
+	if err := s.CreateTable(context.Background()); err != nil { // idempotent
+		t.Fatal(err)
+	}
+	return s
+}
+
+// openStore builds a store on db (the shared DynamoDB Local, or a proxy in
+// front of it) with cfg, log and mp, creates its table and drops it when the
+// test ends. An empty cfg.Table is a fresh name, a zero cfg.AttemptTimeout
+// the tests' (testenv.AttemptTimeout).
+func openStore(t *testing.T, db *dynamodb.Client, cfg store.Config, log *slog.Logger, mp metric.MeterProvider) *store.Store {
+	t.Helper()
+	if cfg.Table == "" {
+		cfg.Table = testenv.TableName(t)
+	}
 	if cfg.AttemptTimeout == 0 {
 		cfg.AttemptTimeout = testenv.AttemptTimeout
 	}
-	s, err := store.New(db, cfg, nil, nil)
+	s, err := store.New(db, cfg, log, mp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	if err := s.CreateTable(ctx); err != nil {
+	if err := s.CreateTable(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateTable(ctx); err != nil { // idempotent
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.DeleteTable(context.Background()) })
+	// Dropped directly, not through a proxy the test may have broken.
+	testenv.DropTable(t, testenv.DynamoDBClient(t, testenv.DynamoDBEndpoint(t)), cfg.Table)
 	return s
 }
 

@@ -71,12 +71,3 @@ func (s *Store) CreateTable(ctx context.Context) error {
 	}
 	return nil
 }
-
-// DeleteTable deletes the table (tests).
-func (s *Store) DeleteTable(ctx context.Context) error {
-	_, err := s.db.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: &s.table})
-	if err != nil {
-		return fmt.Errorf("delete table %s: %w", s.table, err)
-	}
-	return nil
-}

@@ -26,7 +26,7 @@ func TestShardsCommand(t *testing.T) {
 	if err := st.CreateTable(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = st.DeleteTable(context.Background()) })
+	testenv.DropTable(t, testenv.DynamoDBClient(t, ep), table)
 	env := map[string]string{"POSTFLIGHT_TABLE": table, "POSTFLIGHT_DYNAMODB_ENDPOINT": ep, "POSTFLIGHT_CONFIG_REFRESH": "5s"}
 	getenv := func(k string) string { return env[k] }
 	account := "AC" + strings.Repeat("0a", 16)

@@ -170,3 +170,17 @@ func TableName(t testing.TB) string {
 	}
 	return name + suffix
 }
+
+// DropTable deletes table through db when the test ends (a cleanup
+// registered now, so it runs after the cleanups registered later, such as
+// the consumers writing to the table). Errors are ignored: DynamoDB Local
+// may already be gone, and a table left behind only costs a shared
+// instance some memory.
+func DropTable(t testing.TB, db *dynamodb.Client, table string) {
+	t.Helper()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), AttemptTimeout)
+		defer cancel()
+		_, _ = db.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: &table})
+	})
+}
