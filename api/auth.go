@@ -303,14 +303,6 @@ func NewAuthenticator(path string) (*Authenticator, error) {
 	return a, nil
 }
 
-// NewStaticAuthenticator accepts exactly t; Reload fails. For tests and
-// embedding.
-func NewStaticAuthenticator(t *Tokens) *Authenticator {
-	a := &Authenticator{}
-	a.tokens.Store(t)
-	return a
-}
-
 // Reload re-reads the auth file (cmd calls it on SIGHUP). On success the new
 // tokens apply to every request that authenticates afterwards; on failure the
 // old tokens stay in force and the error says why.

@@ -13,3 +13,10 @@ func NewStubStore(err error) *StubStore { return &stubStore{err: err} }
 func (p Principal) Allows(scope Scope, account string) bool {
 	return p.HasScope(scope) && p.HasAccount(account)
 }
+
+// NewStaticAuthenticator accepts exactly t; Reload fails.
+func NewStaticAuthenticator(t *Tokens) *Authenticator {
+	a := &Authenticator{}
+	a.tokens.Store(t)
+	return a
+}

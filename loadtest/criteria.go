@@ -108,12 +108,3 @@ func (r *Report) Passed() bool {
 	}
 	return len(r.Criteria) > 0
 }
-
-// ExitCode is the process exit status for an evaluated report: 0 when every
-// criterion passed, 1 when one failed (or the report was never evaluated).
-func ExitCode(r *Report) int {
-	if r != nil && r.Passed() {
-		return 0
-	}
-	return 1
-}

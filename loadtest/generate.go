@@ -129,9 +129,6 @@ func NewGenerator(cfg GeneratorConfig) (*Generator, error) {
 	return g, nil
 }
 
-// Config returns the generator's configuration.
-func (g *Generator) Config() GeneratorConfig { return g.cfg }
-
 // MaxEmissions is the most events one message sends, duplicate included.
 func (g *Generator) MaxEmissions() int { return g.cfg.EventsPerMessage + 2 }
 
@@ -176,11 +173,6 @@ type Emission struct {
 	SchemaID  uint32 // ingest.SchemaIDv1 or ingest.SchemaIDv2
 	Rank      int    // position of the event in sequence order (from 0)
 	Duplicate bool   // a second sending of an event already in Emissions
-}
-
-// Duplicated reports whether one of the message's events is sent twice.
-func (p *MessagePlan) Duplicated() bool {
-	return len(p.Emissions) > 0 && p.Emissions[len(p.Emissions)-1].Duplicate
 }
 
 var channelMix = [...]struct {

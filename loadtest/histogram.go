@@ -105,13 +105,6 @@ func (r *Recorder) Count() int64 {
 	return r.total.TotalCount()
 }
 
-// Latency returns the summary of everything recorded so far.
-func (r *Recorder) Latency() Latency {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return latencyOf(r.total)
-}
-
 // Dist returns the recorded distribution in its exact, mergeable report form.
 func (r *Recorder) Dist() (Dist, error) {
 	r.mu.Lock()
@@ -202,24 +195,6 @@ func (d decodedDist) merge(o decodedDist) error {
 }
 
 func (d decodedDist) encode() (Dist, error) { return encodeDist(d.total, d.secs) }
-
-// Latency returns the summary of the whole distribution.
-func (d Dist) Latency() (Latency, error) {
-	dd, err := d.decode()
-	if err != nil {
-		return Latency{}, err
-	}
-	return latencyOf(dd.total), nil
-}
-
-// Count returns the number of values in the distribution.
-func (d Dist) Count() (int64, error) {
-	dd, err := d.decode()
-	if err != nil {
-		return 0, err
-	}
-	return dd.total.TotalCount(), nil
-}
 
 // MergeDists returns the exact merge of distributions.
 func MergeDists(ds ...Dist) (Dist, error) {

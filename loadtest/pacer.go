@@ -31,11 +31,8 @@ type OpResult struct {
 
 // Latency is the time from the intended start to the end: what a client
 // arriving on schedule would see, queueing behind a stall included. Record
-// this, not ServiceTime, to avoid coordinated omission.
+// this, not End-Start (the service time), to avoid coordinated omission.
 func (r OpResult) Latency() time.Duration { return r.End.Sub(r.Intended) }
-
-// ServiceTime is the time from the actual start to the end.
-func (r OpResult) ServiceTime() time.Duration { return r.End.Sub(r.Start) }
 
 // Delay is how late the operation started.
 func (r OpResult) Delay() time.Duration { return r.Start.Sub(r.Intended) }

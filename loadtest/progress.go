@@ -46,9 +46,6 @@ func IsTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// Enabled reports whether the line is printed.
-func (p *Progress) Enabled() bool { return p.enabled }
-
 // Update rewrites the line with s.
 func (p *Progress) Update(s ProgressStatus) {
 	if !p.enabled {

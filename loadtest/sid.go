@@ -3,7 +3,6 @@ package loadtest
 import (
 	"encoding/binary"
 	"encoding/hex"
-	"math/rand/v2"
 )
 
 // AccountSID returns the synthetic account SID of a Zipf rank: "AC" and 32
@@ -14,14 +13,6 @@ func AccountSID(rank int) string {
 	binary.BigEndian.PutUint64(b[:8], splitmix64(uint64(rank)*2+1))
 	binary.BigEndian.PutUint64(b[8:], splitmix64(uint64(rank)*2+2))
 	return sid("AC", b)
-}
-
-// NewMessageSID returns a random message SID, "SM" and 32 lowercase hex digits.
-func NewMessageSID(r *rand.Rand) string {
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], r.Uint64())
-	binary.BigEndian.PutUint64(b[8:], r.Uint64())
-	return sid("SM", b)
 }
 
 func sid(prefix string, b [16]byte) string {

@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"encoding/binary"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -118,8 +119,8 @@ func TestSIDs(t *testing.T) {
 		t.Error("accounts 1 and 2 share a SID")
 	}
 	r := rand.New(rand.NewPCG(1, 1))
-	if s := NewMessageSID(r); !postflight.ValidMessageSID(s) {
-		t.Errorf("NewMessageSID = %q: invalid", s)
+	if s := newMessageSID(r); !postflight.ValidMessageSID(s) {
+		t.Errorf("newMessageSID = %q: invalid", s)
 	}
 }
 
@@ -164,4 +165,12 @@ func TestPoissonTailBound(t *testing.T) {
 	if poissonTailBound(10, 5) != 1 || poissonTailBound(0, 5) != 0 || poissonTailBound(1, 0) != 1 {
 		t.Error("edge cases")
 	}
+}
+
+// newMessageSID returns a random message SID, "SM" and 32 lowercase hex digits.
+func newMessageSID(r *rand.Rand) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], r.Uint64())
+	binary.BigEndian.PutUint64(b[8:], r.Uint64())
+	return sid("SM", b)
 }

@@ -193,7 +193,7 @@ func reloadOnHUP(ctx context.Context, auth *api.Authenticator, log *slog.Logger)
 			if err := auth.Reload(); err != nil {
 				log.Error("auth file reload failed; keeping the previous tokens", "err", err)
 			} else {
-				log.Info("auth file reloaded", "tokens", auth.Tokens().Len())
+				log.Info("auth file reloaded", "tokens", auth.Tokens().Len(), "names", auth.Tokens().Names())
 			}
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/postflight/postflight/internal/localjvm"
 	"io"
 	"log/slog"
 	"os"
@@ -19,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/postflight/postflight/internal/localjvm"
 
 	"github.com/postflight/postflight/store/ddblocal"
 )

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"github.com/postflight/postflight/internal/localjvm"
 	"log/slog"
 	"net"
 	"os"
@@ -18,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/postflight/postflight/internal/localjvm"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -499,9 +500,6 @@ func (b *Broker) LogFile() string { return filepath.Join(b.cfg.DataDir, "logs", 
 
 // Pid is the JVM's process id.
 func (b *Broker) Pid() int { return b.cmd.Process.Pid }
-
-// Done is closed once the JVM has exited, whether by Stop, Kill or not.
-func (b *Broker) Done() <-chan struct{} { return b.done }
 
 // Stop sends SIGTERM to the JVM's process group (Kafka shuts down
 // cleanly), waits for it to exit, and sends SIGKILL when StopTimeout passes

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/postflight/postflight/internal/localjvm"
 	"io"
 	"log/slog"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/postflight/postflight/internal/localjvm"
 )
 
 // The pinned npm package and the hashes Fetch checks (see the package doc for

@@ -2,13 +2,14 @@ package ddblocal
 
 import (
 	"context"
-	"github.com/postflight/postflight/internal/localjvm"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/postflight/postflight/internal/localjvm"
 )
 
 // countingPack runs the real npm pack and counts the calls.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/postflight/postflight/internal/localjvm"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/postflight/postflight/internal/localjvm"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -312,9 +313,6 @@ func (p *Process) Config() Config {
 	c.started = nil
 	return c
 }
-
-// Done is closed once the JVM has exited, whether by Stop or not.
-func (p *Process) Done() <-chan struct{} { return p.done }
 
 // Stop sends SIGTERM to the JVM's process group, waits for it to exit, and
 // sends SIGKILL when StopTimeout passes or ctx ends first. It returns once
