@@ -273,16 +273,23 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, preconditionFailed())
 	case errors.Is(err, postflight.ErrConflict):
 		writeProblem(w, conflict())
-	case r.Context().Err() != nil, errors.Is(err, context.DeadlineExceeded):
+	case r.Context().Err() != nil:
 		p := serviceUnavailable(time.Second)
 		p.Detail = "the request deadline passed"
+		writeProblem(w, p)
+	case errors.Is(err, postflight.ErrUnavailable) && errors.Is(err, context.DeadlineExceeded):
+		// The store's attempt timeout, not the request's deadline: DynamoDB
+		// took the request and did not answer in time.
+		s.log.Warn("store did not answer in time", "path", r.URL.Path, "err", err)
+		p := serviceUnavailable(time.Second)
+		p.Detail = "the store did not answer in time"
 		writeProblem(w, p)
 	case errors.Is(err, postflight.ErrCorruptRecord):
 		// The store counted and logged it, with the item's keys.
 		p := internalError()
 		p.Detail = "the stored record could not be read"
 		writeProblem(w, p)
-	case errors.Is(err, postflight.ErrUnavailable):
+	case errors.Is(err, postflight.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		s.log.Warn("store unavailable", "path", r.URL.Path, "err", err)
 		writeProblem(w, serviceUnavailable(time.Second))
 	default:

@@ -29,6 +29,7 @@ import (
 	"github.com/postflight/postflight/api"
 	"github.com/postflight/postflight/api/openapitest"
 	"github.com/postflight/postflight/ingest"
+	"github.com/postflight/postflight/internal/faultproxy"
 	"github.com/postflight/postflight/internal/testenv"
 )
 
@@ -584,4 +585,42 @@ func TestAPIRateLimits(t *testing.T) {
 		string(c.do("GET", "/metrics", "", "").body), -1); len(m) != 2 {
 		t.Fatalf("throttled metrics %v, want a token and an account series", m)
 	}
+}
+
+// A DynamoDB that accepts requests and never answers: each read gets a 503
+// with Retry-After once the store's attempt timeout passes, long before the
+// request's own deadline, and the problem says which of the two ran out
+// (before, it said "the request deadline passed" for both).
+func TestAPIDynamoDBNotAnswering(t *testing.T) {
+	account := randomSID("AC")
+	px, err := faultproxy.Start(testenv.DynamoDBEndpoint(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = px.Close() })
+	s := startStack(t, account, func(f *serveFlags) {
+		f.role = "api"
+		f.authFile = writeAPIAuthFile(t, account, randomSID("AC"))
+		f.dynamodbEndpoint = px.URL()
+		f.dynamodbAttemptTimeout = time.Second
+		f.requestTimeout = time.Minute
+	})
+	c := &apiClient{t: t, base: s.api, v: openapitest.New(t)}
+	msg := "/v1/accounts/" + account + "/messages/" + randomSID("SM")
+	c.do("GET", msg, readerTok, "").want(t, "a read while DynamoDB answers", 404)
+
+	px.Inject(faultproxy.Fault{Kind: faultproxy.Hang})
+	start := time.Now()
+	r := c.do("GET", msg, readerTok, "").want(t, "a read while DynamoDB hangs", 503)
+	if took := time.Since(start); took > 30*time.Second {
+		t.Errorf("answered after %v: the attempt timeout (1s, with the SDK's retries) did not bound it", took)
+	}
+	if r.header.Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
+	p := r.problem(t)
+	if strings.Contains(p.Detail, "request deadline") || !strings.Contains(p.Detail, "did not answer") {
+		t.Errorf("detail %q: want DynamoDB's attempt timeout named, not the request deadline", p.Detail)
+	}
+	px.Heal()
 }
