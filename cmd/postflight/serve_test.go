@@ -363,3 +363,24 @@ func readDLQ(t *testing.T, brokers []string, dlq string, n int) []deadLetter {
 	}
 	return out
 }
+
+// Stopped while its broker is down, serve still stops cleanly and returns
+// nil (exit 0): leaving the group and the final commit cannot reach Kafka,
+// which is logged; the uncommitted records are delivered again to the next
+// owner, where the conditional writes make them harmless. Before, the group's
+// close error made serve fail.
+func TestServeStopsCleanlyDuringKafkaOutage(t *testing.T) {
+	account := randomSID("AC")
+	k := testenv.OwnApacheKafka(t)
+	topic := testenv.TopicName(t, "events")
+	k.CreateTopic(t, topic, testenv.KafkaPartitions)
+	k.CreateTopic(t, topic+".dlq", testenv.KafkaPartitions)
+	s := startStackOn(t, account, func(string) string { return "" }, k.Addrs(), topic, topic+".dlq")
+	sid := randomSID("SM")
+	s.produce(t, record(t, newEvent(account, sid, 3, postflight.StatusDelivered, time.Now().Add(-time.Minute)), ingest.SchemaIDv2))
+	eventually(t, 60*time.Second, "the message", func() bool {
+		return s.get(t, testToken, "/v1/accounts/"+account+"/messages/"+sid, nil) == http.StatusOK
+	})
+	k.Kill(t)
+	s.stop(t) // fails the test if serve returned an error or did not stop within 30s
+}
