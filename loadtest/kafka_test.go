@@ -3,8 +3,9 @@ package loadtest
 import (
 	"context"
 	"errors"
-	"reflect"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -146,13 +147,15 @@ func TestKafkaWriter(t *testing.T) {
 	}
 	var failed atomic.Int64
 	var mu sync.Mutex
-	var issued []int64 // slots whose op ran
+	var issued []int64               // slots whose op ran
+	span := map[int64][2]time.Time{} // slot → its op's start and end
 	st, err := p.Run(t.Context(), k.op, func(r OpResult) {
 		if r.Err != nil && !errors.Is(r.Err, errEmptySlot) {
 			failed.Add(1)
 		}
 		mu.Lock()
 		issued = append(issued, r.Seq)
+		span[r.Seq] = [2]time.Time{r.Start, r.End}
 		mu.Unlock()
 	})
 	k.close()
@@ -167,11 +170,25 @@ func TestKafkaWriter(t *testing.T) {
 	}
 	slices.Sort(issued)
 	var want int
-	sent := map[string][]string{} // SID → event IDs in sending order
+	sent := map[string][]string{} // SID → event IDs in emission order
+	// A message's events are in Kafka in emission order when each one's op
+	// ended (acknowledged) before the next one's began. On a stalled machine
+	// the pacer can hand two slots of one message to two workers at once;
+	// those may arrive in either order (Postflight orders by sequence, not
+	// arrival), so for such a message only exactly-once is checked.
+	ordered := map[string]bool{}
+	lastEnd := map[string]time.Time{}
 	for _, slot := range issued {
 		slots.each(slot, func(m int64, e int) {
 			pl := plan(m)
 			if e < len(pl.Emissions) {
+				if _, seen := ordered[pl.SID]; !seen {
+					ordered[pl.SID] = true
+				}
+				if end, ok := lastEnd[pl.SID]; ok && span[slot][0].Before(end) {
+					ordered[pl.SID] = false
+				}
+				lastEnd[pl.SID] = span[slot][1]
 				sent[pl.SID] = append(sent[pl.SID], pl.Emissions[e].Event.EventID)
 				want++
 			}
@@ -208,7 +225,22 @@ func TestKafkaWriter(t *testing.T) {
 			n++
 		})
 	}
-	if !reflect.DeepEqual(got, sent) {
-		t.Fatalf("events read back differ from those sent (%d vs %d messages)", len(got), len(sent))
+	var diff []string
+	overlapped := 0
+	for sid, w := range sent {
+		g := got[sid]
+		if !ordered[sid] {
+			overlapped++
+			w, g = slices.Sorted(slices.Values(w)), slices.Sorted(slices.Values(g))
+		}
+		if !slices.Equal(g, w) {
+			diff = append(diff, fmt.Sprintf("%s: sent %v, read %v", sid, w, g))
+		}
+	}
+	if len(diff) > 0 || len(got) != len(sent) {
+		t.Fatalf("events read back differ from those sent (%d vs %d messages; %d differ): %s", len(got), len(sent), len(diff), strings.Join(diff[:min(len(diff), 5)], "; "))
+	}
+	if overlapped > 0 {
+		t.Logf("%d of %d messages had overlapping sends (a stalled machine): checked exactly once, not order", overlapped, len(sent))
 	}
 }
