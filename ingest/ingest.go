@@ -225,8 +225,9 @@ func New(cfg Config, w Writer, dec *Decoder, log *slog.Logger, mp metric.MeterPr
 
 // Run consumes until ctx is done, then shuts down in order: stop reading,
 // let every claim drain its records (up to DrainTimeout), commit, and only
-// then stop the writers and the dead-letter producer. It returns nil after a
-// clean shutdown.
+// then stop the writers and the dead-letter producer. It returns nil once
+// stopped by ctx, also when Kafka could not be told (the group left, the
+// last offsets committed): that is logged, and costs only re-reads.
 func (s *Service) Run(ctx context.Context) error {
 	// Writers and the DLQ outlive ctx: the claims drain through them.
 	wctx, stopWriters := context.WithCancel(context.WithoutCancel(ctx))
