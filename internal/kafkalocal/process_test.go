@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postflight/postflight/internal/localjvm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -121,8 +122,8 @@ func TestStartFailsOnTakenPort(t *testing.T) {
 	defer ln.Close()
 	_, err = Start(t.Context(), Config{Dir: dir, DataDir: filepath.Join(t.TempDir(), "k"), Addr: ln.Addr().String(),
 		Log: testLogger(t)})
-	if !errors.Is(err, errAddrInUse) {
-		t.Fatalf("Start on a taken port: %v, want %v", err, errAddrInUse)
+	if !errors.Is(err, localjvm.ErrAddrInUse) {
+		t.Fatalf("Start on a taken port: %v, want %v", err, localjvm.ErrAddrInUse)
 	}
 	t.Logf("error, as wanted: %v", err)
 }

@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"time"
+
+	"github.com/postflight/postflight/internal/localjvm"
 )
 
 // RunTool runs one of Kafka's command-line tools from the jars in dir (the
@@ -26,7 +28,7 @@ func RunTool(ctx context.Context, dir, mainClass string, args ...string) ([]byte
 		mainClass,
 	}
 	cmd := exec.CommandContext(ctx, java, append(argv, args...)...)
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = localjvm.SysProcAttr()
 	cmd.WaitDelay = 5 * time.Second
 	var stderr limitedBuffer
 	cmd.Stderr = &stderr
