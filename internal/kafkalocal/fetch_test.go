@@ -11,6 +11,10 @@ import (
 	"testing"
 )
 
+// tempPrefix is how localjvm.CachedDir names the temporary directories of
+// a fetch.
+const tempPrefix = "." + dirName + ".tmp-"
+
 // TestFetchReal resolves into the shared cache with the real mvn (a download
 // only on the machine's first run) and checks the result against the pins.
 func TestFetchReal(t *testing.T) {

@@ -152,10 +152,9 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("start kafka: %w", err)
 	}
-	java, err := exec.LookPath("java")
+	java, err := localjvm.Java()
 	if err != nil {
-		return nil, errors.New("start kafka: java not found on PATH: " +
-			"install a Java 17+ runtime (Debian/Ubuntu: apt-get install openjdk-17-jre-headless)")
+		return nil, fmt.Errorf("start kafka: %w", err)
 	}
 	if cfg.DataDir, err = filepath.Abs(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("start kafka: %w", err)
@@ -283,11 +282,8 @@ func format(ctx context.Context, cfg Config, java, props, log4j string) (bool, e
 		storageMain, "format", "--cluster-id", id, "--config", props)
 	cmd := exec.CommandContext(ctx, java, args...)
 	cmd.Dir = cfg.DataDir
-	cmd.SysProcAttr = localjvm.SysProcAttr()
-	cmd.WaitDelay = 5 * time.Second
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return false, fmt.Errorf("format %s: %w: %s", cfg.DataDir, err, lastBytes(out, 2048))
+	if err := localjvm.Run(cmd); err != nil {
+		return false, fmt.Errorf("format %s: %w", cfg.DataDir, err)
 	}
 	return true, nil
 }

@@ -14,6 +14,17 @@ import (
 // listen on is taken.
 var ErrAddrInUse = errors.New("address already in use")
 
+// Java returns the path of java on PATH, or an error that says what to
+// install.
+func Java() (string, error) {
+	java, err := exec.LookPath("java")
+	if err != nil {
+		return "", errors.New("java not found on PATH: " +
+			"install a Java 17+ runtime (Debian/Ubuntu: apt-get install openjdk-17-jre-headless)")
+	}
+	return java, nil
+}
+
 // Process is a JVM running in its own process group. Its methods are safe
 // for concurrent use.
 type Process struct {

@@ -176,3 +176,12 @@ func TestWaitReady(t *testing.T) {
 		})
 	}
 }
+
+func TestJavaMissing(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	_, err := Java()
+	if want := "install a Java 17+ runtime (Debian/Ubuntu: apt-get install openjdk-17-jre-headless)"; err == nil ||
+		!strings.Contains(err.Error(), want) {
+		t.Errorf("Java without java on PATH = %v, want an error saying %q", err, want)
+	}
+}

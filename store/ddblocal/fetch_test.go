@@ -12,6 +12,13 @@ import (
 	"github.com/postflight/postflight/internal/localjvm"
 )
 
+// lockName and tempPrefix are how localjvm.CachedDir names the lock file
+// and the temporary directories of a fetch.
+const (
+	lockName   = dirName + ".lock"
+	tempPrefix = "." + dirName + ".tmp-"
+)
+
 // countingPack runs the real npm pack and counts the calls.
 func countingPack(n *atomic.Int32) func(context.Context, string) error {
 	return func(ctx context.Context, dir string) error {
@@ -146,20 +153,5 @@ func TestFetchCancelledWhileLocked(t *testing.T) {
 	}}.fetch(ctx, cacheDir)
 	if err == nil || !strings.Contains(err.Error(), "wait for lock") {
 		t.Errorf("fetch with the lock held and ctx cancelled = %v, want a lock wait error", err)
-	}
-}
-
-func TestDefaultCacheDir(t *testing.T) {
-	t.Setenv("POSTFLIGHT_CACHE_DIR", "/some/where")
-	if got, err := DefaultCacheDir(); err != nil || got != "/some/where" {
-		t.Errorf("with POSTFLIGHT_CACHE_DIR: %q, %v", got, err)
-	}
-	t.Setenv("POSTFLIGHT_CACHE_DIR", "")
-	user, err := os.UserCacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := DefaultCacheDir(); err != nil || got != filepath.Join(user, "postflight") {
-		t.Errorf("without it: %q, %v, want %s/postflight", got, err, user)
 	}
 }

@@ -113,10 +113,9 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("start dynamodb local: %w", err)
 	}
-	java, err := exec.LookPath("java")
+	java, err := localjvm.Java()
 	if err != nil {
-		return nil, errors.New("start dynamodb local: java not found on PATH: " +
-			"install a Java 17+ runtime (Debian/Ubuntu: apt-get install openjdk-17-jre-headless)")
+		return nil, fmt.Errorf("start dynamodb local: %w", err)
 	}
 	host, port, _ := localjvm.SplitAddr(cfg.Addr)
 
