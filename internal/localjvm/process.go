@@ -41,8 +41,9 @@ type Process struct {
 
 // Start runs cmd (a JVM) with out as its standard output and error, in its
 // own process group that, on Linux, the kernel kills when our process dies
-// ([SysProcAttr]). It does not start it if ctx has ended. stopTimeout is how
-// long [Process.Stop] waits after SIGTERM before SIGKILL.
+// ([SysProcAttr]). ctx only decides whether it starts (not if ctx has
+// ended): the JVM outlives it. stopTimeout is how long [Process.Stop] waits
+// after SIGTERM before SIGKILL.
 //
 // The JVM then runs until Stop or Kill; a goroutine, the only one a Process
 // owns, reaps it and ends with it.

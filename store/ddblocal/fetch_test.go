@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/postflight/postflight/internal/localjvm"
+	"github.com/postflight/postflight/internal/localjvm/jvmtest"
 )
 
 // lockName and tempPrefix are how localjvm.CachedDir names the lock file
@@ -35,7 +36,7 @@ func TestFetchCachedDoesNotRunNpm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := fetcher{log: testLogger(t), pack: func(context.Context, string) error {
+	f := fetcher{log: jvmtest.Logger(t), pack: func(context.Context, string) error {
 		t.Error("npm pack ran although the cache was valid")
 		return nil
 	}}
@@ -60,25 +61,8 @@ func TestFetchRefetchesCorruptedJar(t *testing.T) {
 	_, shared := fetchShared(t)
 	cacheDir := t.TempDir()
 	dir := filepath.Join(cacheDir, dirName)
-	copyDir(t, shared, dir)
-	// Flip one byte in the middle of the jar.
-	jar := filepath.Join(dir, jarName)
-	jf, err := os.OpenFile(jar, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, _ := jf.Stat()
-	b := make([]byte, 1)
-	if _, err := jf.ReadAt(b, st.Size()/2); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0xff
-	if _, err := jf.WriteAt(b, st.Size()/2); err != nil {
-		t.Fatal(err)
-	}
-	if err := jf.Close(); err != nil {
-		t.Fatal(err)
-	}
+	jvmtest.CopyDir(t, shared, dir)
+	jvmtest.FlipByte(t, filepath.Join(dir, jarName))
 	if err := verify(dir); err == nil || !strings.Contains(err.Error(), "want "+JarSHA256) {
 		t.Fatalf("verify of corrupted jar = %v, want a hash mismatch", err)
 	}
@@ -91,7 +75,7 @@ func TestFetchRefetchesCorruptedJar(t *testing.T) {
 	// Several fetchers (as from parallel test binaries) notice the damage at
 	// once; the lock lets only the first download.
 	var packs atomic.Int32
-	f := fetcher{log: testLogger(t), pack: countingPack(&packs)}
+	f := fetcher{log: jvmtest.Logger(t), pack: countingPack(&packs)}
 	const n = 3
 	dirs := make([]string, n)
 	errs := make([]error, n)
@@ -129,7 +113,7 @@ func TestFetchRefetchesCorruptedJar(t *testing.T) {
 
 func TestFetchWithoutNpm(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
-	_, err := Fetch(t.Context(), t.TempDir(), testLogger(t))
+	_, err := Fetch(t.Context(), t.TempDir(), jvmtest.Logger(t))
 	if err == nil {
 		t.Fatal("fetch without npm on PATH succeeded")
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postflight/postflight/internal/localjvm/jvmtest"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -55,7 +57,7 @@ func TestStartListTablesStop(t *testing.T) {
 
 	pid := p.jvm.Pid()
 	stop(t, p)
-	assertGroupGone(t, pid)
+	jvmtest.AssertGroupGone(t, pid)
 	if err := p.Stop(t.Context()); err != nil {
 		t.Errorf("second Stop: %v", err)
 	}
@@ -141,7 +143,7 @@ func TestStartFailsWithoutLeakingJVM(t *testing.T) {
 			var pid atomic.Int64
 			cfg := tt.cfg
 			cfg.Dir = dir
-			cfg.Log = testLogger(t)
+			cfg.Log = jvmtest.Logger(t)
 			cfg.started = func(p int) {
 				pid.Store(int64(p))
 				if tt.cancelOnStart {
@@ -160,7 +162,7 @@ func TestStartFailsWithoutLeakingJVM(t *testing.T) {
 				t.Fatalf("JVM started: %v, want %v", got, tt.wantJVM)
 			}
 			if tt.wantJVM {
-				assertGroupGone(t, int(pid.Load()))
+				jvmtest.AssertGroupGone(t, int(pid.Load()))
 			}
 		})
 	}
@@ -178,7 +180,7 @@ func TestStopKillsAfterTimeout(t *testing.T) {
 	if err := p.Stop(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	assertGroupGone(t, pid)
+	jvmtest.AssertGroupGone(t, pid)
 }
 
 func TestStartWithoutJava(t *testing.T) {
