@@ -27,7 +27,8 @@ import (
 func TestNoTestOnlyExports(t *testing.T) {
 	const mod = "github.com/postflight/postflight"
 	// Packages that exist for tests.
-	testSupport := []string{mod + "/internal/testenv", mod + "/internal/faultproxy", mod + "/api/openapitest"}
+	testSupport := []string{mod + "/internal/testenv", mod + "/internal/faultproxy", mod + "/api/openapitest",
+		mod + "/internal/localjvm/jvmtest"}
 	// Methods other code finds by an anonymous interface (a named one is
 	// found below).
 	viaInterface := map[string]string{

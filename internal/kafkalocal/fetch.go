@@ -2,26 +2,18 @@ package kafkalocal
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"crypto/sha256"
 	_ "embed"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/postflight/postflight/internal/localjvm"
-
-	"github.com/postflight/postflight/store/ddblocal"
 )
 
 // Version is the Apache Kafka release Fetch resolves (pom.xml pins it).
@@ -41,10 +33,10 @@ var pom []byte
 var jarSums string
 
 const (
-	dirName    = "apache-kafka-" + Version
-	libsName   = "libs"
-	lockName   = dirName + ".lock"
-	tempPrefix = "." + dirName + ".tmp-"
+	// dirName is Kafka's directory in the cache directory (see
+	// localjvm.CachedDir for its lock and temporary directories).
+	dirName  = "apache-kafka-" + Version
+	libsName = "libs"
 	// repoName is the Maven repository Fetch gives mvn, kept in the cache
 	// directory so a fetch needs no ~/.m2 and a damaged one can be dropped.
 	repoName = "maven-repository"
@@ -53,7 +45,7 @@ const (
 // DefaultCacheDir is where Fetch keeps Kafka unless told otherwise, the same
 // directory as DynamoDB Local's: $POSTFLIGHT_CACHE_DIR if set, else
 // ~/.cache/postflight.
-func DefaultCacheDir() (string, error) { return ddblocal.DefaultCacheDir() }
+func DefaultCacheDir() (string, error) { return localjvm.DefaultCacheDir() }
 
 // Fetch makes sure cacheDir/apache-kafka-4.4.0/libs holds exactly the pinned
 // jars, each with its pinned sha256, and returns cacheDir/apache-kafka-4.4.0
@@ -84,79 +76,61 @@ type fetcher struct {
 }
 
 func (f fetcher) fetch(ctx context.Context, cacheDir string) (string, error) {
-	log := f.log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	if cacheDir == "" {
-		return "", errors.New("fetch kafka: empty cache dir")
-	}
-	cacheDir, err := filepath.Abs(cacheDir)
-	if err != nil {
-		return "", fmt.Errorf("fetch kafka: %w", err)
-	}
-	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
-		return "", fmt.Errorf("fetch kafka: %w", err)
+	if f.log == nil {
+		f.log = slog.New(slog.DiscardHandler)
 	}
 	want, err := parseSums(jarSums)
 	if err != nil {
 		return "", fmt.Errorf("fetch kafka: jars.sha256: %w", err)
 	}
-	unlock, err := localjvm.LockFile(ctx, filepath.Join(cacheDir, lockName))
+	c := localjvm.CachedDir{
+		Name:   "Apache Kafka",
+		Dir:    dirName,
+		From:   "Maven Central",
+		Attrs:  []any{"version", Version, "jars", len(want)},
+		Verify: func(dir string) error { return verify(filepath.Join(dir, libsName), want) },
+		Download: func(ctx context.Context, cacheDir, work string) (string, error) {
+			return f.download(ctx, cacheDir, work, want)
+		},
+	}
+	dir, err := c.Fetch(ctx, cacheDir, f.log)
 	if err != nil {
 		return "", fmt.Errorf("fetch kafka: %w", err)
 	}
-	defer unlock()
+	return dir, nil
+}
 
-	dir := filepath.Join(cacheDir, dirName)
-	verr := verify(filepath.Join(dir, libsName), want)
-	if verr == nil {
-		return dir, nil
-	}
-	if !errors.Is(verr, os.ErrNotExist) {
-		log.Warn("cached Apache Kafka is damaged; fetching it again", "dir", dir, "err", verr)
-	}
-	removeStale(cacheDir, log)
-
-	start := time.Now()
-	log.Info("fetching Apache Kafka from Maven Central", "version", Version, "dir", dir)
-	work, err := os.MkdirTemp(cacheDir, tempPrefix)
-	if err != nil {
-		return "", fmt.Errorf("fetch kafka: %w", err)
-	}
-	defer os.RemoveAll(work)
+// download resolves the jars into work/apache-kafka-4.4.0/libs with Maven
+// and verifies them. If they do not match (a damaged file in Maven's
+// repository), it drops that repository and resolves once more.
+func (f fetcher) download(ctx context.Context, cacheDir, work string, want map[string]string) (string, error) {
 	pomPath := filepath.Join(work, "pom.xml")
 	if err := os.WriteFile(pomPath, pom, 0o644); err != nil {
-		return "", fmt.Errorf("fetch kafka: %w", err)
+		return "", err
 	}
 	repo := filepath.Join(cacheDir, repoName)
 	staged := filepath.Join(work, dirName)
 	libs := filepath.Join(staged, libsName)
 	for attempt := 1; ; attempt++ {
 		if err := f.resolve(ctx, pomPath, libs, repo); err != nil {
-			return "", fmt.Errorf("fetch kafka: %w", err)
+			return "", err
 		}
 		err := verify(libs, want)
 		if err == nil {
-			break
+			return staged, nil
 		}
 		if attempt == 2 {
-			return "", fmt.Errorf("fetch kafka: downloaded jars: %w", err)
+			return "", fmt.Errorf("downloaded jars: %w", err)
 		}
-		log.Warn("downloaded Kafka jars do not match their pinned hashes; "+
+		f.log.Warn("downloaded Kafka jars do not match their pinned hashes; "+
 			"dropping Maven's repository and resolving again", "repo", repo, "err", err)
 		if err := os.RemoveAll(repo); err != nil {
-			return "", fmt.Errorf("fetch kafka: %w", err)
+			return "", err
 		}
 		if err := os.RemoveAll(libs); err != nil {
-			return "", fmt.Errorf("fetch kafka: %w", err)
+			return "", err
 		}
 	}
-	if err := replaceDir(staged, dir, work); err != nil {
-		return "", fmt.Errorf("fetch kafka: %w", err)
-	}
-	log.Info("fetched Apache Kafka", "dir", dir, "jars", len(want), "took", time.Since(start).Round(time.Millisecond))
-	return dir, nil
 }
 
 // parseSums reads sha256sum output: "<hex>  <file>" per line.
@@ -196,7 +170,7 @@ func verify(libs string, want map[string]string) error {
 			continue
 		}
 		seen++
-		got, err := fileSHA256(filepath.Join(libs, e.Name()))
+		got, err := localjvm.FileSHA256(filepath.Join(libs, e.Name()))
 		if err != nil {
 			return err
 		}
@@ -221,42 +195,6 @@ func verify(libs string, want map[string]string) error {
 	return nil
 }
 
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hash %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// replaceDir renames src to dst. An existing dst (a damaged copy) is first
-// renamed aside into work, so dst is never half written.
-func replaceDir(src, dst, work string) error {
-	if _, err := os.Stat(dst); err == nil {
-		if err := os.Rename(dst, filepath.Join(work, "old")); err != nil {
-			return fmt.Errorf("move damaged copy aside: %w", err)
-		}
-	}
-	if err := os.Rename(src, dst); err != nil {
-		return fmt.Errorf("move into place: %w", err)
-	}
-	return nil
-}
-
-func removeStale(cacheDir string, log *slog.Logger) {
-	stale, _ := filepath.Glob(filepath.Join(cacheDir, tempPrefix+"*"))
-	for _, s := range stale {
-		if err := os.RemoveAll(s); err != nil {
-			log.Warn("remove stale fetch directory", "dir", s, "err", err)
-		}
-	}
-}
-
 // mvnResolve runs `mvn dependency:copy-dependencies` on the POM. -C makes a
 // checksum mismatch against Maven Central's .sha1 files fatal.
 func mvnResolve(ctx context.Context, pomPath, libsDir, repo string) error {
@@ -273,22 +211,8 @@ func mvnResolve(ctx context.Context, pomPath, libsDir, repo string) error {
 		"-DincludeScope=runtime",
 		"-DoutputDirectory="+libsDir)
 	cmd.Dir = filepath.Dir(pomPath)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("mvn dependency:copy-dependencies (Kafka %s from Maven Central): %w: %s",
-			Version, err, lastBytes(out.Bytes(), 2048))
+	if err := localjvm.Run(cmd); err != nil {
+		return fmt.Errorf("mvn dependency:copy-dependencies (Kafka %s from Maven Central): %w", Version, err)
 	}
 	return nil
-}
-
-func lastBytes(b []byte, n int) string {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return strings.TrimSpace(string(b))
 }

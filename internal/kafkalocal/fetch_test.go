@@ -9,7 +9,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/postflight/postflight/internal/localjvm/jvmtest"
 )
+
+// tempPrefix is how localjvm.CachedDir names the temporary directories of
+// a fetch.
+const tempPrefix = "." + dirName + ".tmp-"
 
 // TestFetchReal resolves into the shared cache with the real mvn (a download
 // only on the machine's first run) and checks the result against the pins.
@@ -51,7 +57,7 @@ func TestFetch(t *testing.T) {
 		{name: "empty cache", wantResolves: 1},
 		{name: "valid cache", damage: func(*testing.T, string) {}, wantResolves: 0},
 		{name: "corrupted jar", damage: func(t *testing.T, libs string) {
-			flipByte(t, filepath.Join(libs, "kafka-server-"+Version+".jar"))
+			jvmtest.FlipByte(t, filepath.Join(libs, "kafka-server-"+Version+".jar"))
 		}, wantResolves: 1},
 		{name: "truncated jar", damage: func(t *testing.T, libs string) {
 			if err := os.Truncate(filepath.Join(libs, "kafka-clients-"+Version+".jar"), 100); err != nil {
@@ -81,7 +87,7 @@ func TestFetch(t *testing.T) {
 				tt.damage(t, filepath.Join(dir, libsName))
 			}
 			var resolves atomic.Int32
-			f := fetcher{log: testLogger(t), resolve: func(_ context.Context, pomPath, libs, repo string) error {
+			f := fetcher{log: jvmtest.Logger(t), resolve: func(_ context.Context, pomPath, libs, repo string) error {
 				n := resolves.Add(1)
 				if got, err := os.ReadFile(pomPath); err != nil || string(got) != string(pom) {
 					t.Errorf("resolve got pom %q (%v), want the embedded one", got, err)
@@ -94,7 +100,7 @@ func TestFetch(t *testing.T) {
 				}
 				copyLibs(t, shared, libs)
 				if int(n) <= tt.badResolves {
-					flipByte(t, filepath.Join(libs, "kafka-server-"+Version+".jar"))
+					jvmtest.FlipByte(t, filepath.Join(libs, "kafka-server-"+Version+".jar"))
 				}
 				return nil
 			}}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,7 +45,10 @@ func runChild(dataDir string) int {
 		return 2
 	}
 	fmt.Printf("PID %d\n", b.Pid())
-	<-b.Done() // until we are killed
+	// Until we are killed (SIGKILL: no Stop, no cleanup).
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
+	<-stop
 	return 1
 }
 

@@ -14,8 +14,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/postflight/postflight/internal/localjvm"
@@ -121,7 +119,7 @@ func (c Config) Validate() error {
 		return errors.New("data dir is required")
 	}
 	if c.Addr != "" {
-		if _, _, err := splitAddr(c.Addr); err != nil {
+		if _, _, err := localjvm.SplitAddr(c.Addr); err != nil {
 			return fmt.Errorf("addr: %w", err)
 		}
 	}
@@ -134,37 +132,12 @@ func (c Config) Validate() error {
 	return nil
 }
 
-func splitAddr(addr string) (host string, port int, err error) {
-	host, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", 0, err
-	}
-	port, err = strconv.Atoi(p)
-	if err != nil || port < 0 || port > 65535 {
-		return "", 0, fmt.Errorf("bad port %q", p)
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	return host, port, nil
-}
-
-// errAddrInUse is returned by launch when a listener's port is taken.
-var errAddrInUse = errors.New("address already in use")
-
 // Broker is a running single-node Kafka. Its methods are safe for
 // concurrent use.
 type Broker struct {
 	cfg  Config // Addr and ControllerPort hold the ports in use
 	addr string
-	cmd  *exec.Cmd
-	out  *localjvm.Output
-
-	done    chan struct{} // closed once the JVM is reaped
-	waitErr error         // cmd.Wait's result; read after done
-
-	stopOnce sync.Once
-	stopErr  error
+	jvm  *localjvm.Process
 }
 
 // Start formats cfg.DataDir if it holds no broker yet, runs the broker and
@@ -179,10 +152,9 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("start kafka: %w", err)
 	}
-	java, err := exec.LookPath("java")
+	java, err := localjvm.Java()
 	if err != nil {
-		return nil, errors.New("start kafka: java not found on PATH: " +
-			"install a Java 17+ runtime (Debian/Ubuntu: apt-get install openjdk-17-jre-headless)")
+		return nil, fmt.Errorf("start kafka: %w", err)
 	}
 	if cfg.DataDir, err = filepath.Abs(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("start kafka: %w", err)
@@ -195,7 +167,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
 	defer cancel()
 
-	host, port, _ := splitAddr(cfg.Addr)
+	host, port, _ := localjvm.SplitAddr(cfg.Addr)
 	attempts := 1
 	if port == 0 || cfg.ControllerPort == 0 {
 		attempts = bindAttempts
@@ -204,12 +176,12 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		c := cfg
 		p, cp := port, cfg.ControllerPort
 		if p == 0 {
-			if p, err = freePort(host); err != nil {
+			if p, err = localjvm.FreePort(host); err != nil {
 				break
 			}
 		}
 		if cp == 0 {
-			if cp, err = freePort(host); err != nil {
+			if cp, err = localjvm.FreePort(host); err != nil {
 				break
 			}
 		}
@@ -218,10 +190,10 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		}
 		// A port given is checked before a JVM is spent on it: Kafka
 		// would only fail to bind after most of its start.
-		if err = checkFree(host, p, port); err != nil {
+		if err = checkGiven(host, p, port); err != nil {
 			break
 		}
-		if err = checkFree(host, cp, cfg.ControllerPort); err != nil {
+		if err = checkGiven(host, cp, cfg.ControllerPort); err != nil {
 			break
 		}
 		c.Addr, c.ControllerPort = net.JoinHostPort(host, strconv.Itoa(p)), cp
@@ -230,7 +202,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		if err == nil {
 			return b, nil
 		}
-		if !errors.Is(err, errAddrInUse) || i+1 >= attempts {
+		if !errors.Is(err, localjvm.ErrAddrInUse) || i+1 >= attempts {
 			break
 		}
 		cfg.Log.Debug("kafka lost a port; retrying on others", "port", p, "controller_port", cp)
@@ -258,38 +230,22 @@ func launch(ctx context.Context, cfg Config, java string) (*Broker, error) {
 	args := append(append(jvmArgs(cfg, log4j, cfg.HeapMB), cfg.JVMFlags...), brokerMain, props)
 	cmd := exec.Command(java, args...)
 	cmd.Dir = cfg.DataDir
-	cmd.Stdout = out
-	cmd.Stderr = out
-	cmd.SysProcAttr = sysProcAttr()
-	cmd.WaitDelay = 5 * time.Second
-	if err := ctx.Err(); err != nil {
+	// The broker's one goroutine reaps the JVM; Stop, Kill or a failed
+	// start ends it.
+	jvm, err := localjvm.Start(ctx, cmd, out, cfg.StopTimeout)
+	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("run %s: %w", java, err)
-	}
-	b := &Broker{
-		cfg:  cfg,
-		addr: cfg.Addr,
-		cmd:  cmd,
-		out:  out,
-		done: make(chan struct{}),
-	}
-	// The only goroutine a Broker owns: it ends when the JVM is reaped,
-	// which Stop, Kill or a failed start forces.
-	go func() {
-		b.waitErr = cmd.Wait()
-		close(b.done)
-	}()
-	cfg.Log.Debug("kafka started", "pid", cmd.Process.Pid, "addr", cfg.Addr, "data_dir", cfg.DataDir)
+	b := &Broker{cfg: cfg, addr: cfg.Addr, jvm: jvm}
+	cfg.Log.Debug("kafka started", "pid", jvm.Pid(), "addr", cfg.Addr, "data_dir", cfg.DataDir)
 	if err := b.waitReady(ctx); err != nil {
-		b.kill()
-		if errors.Is(err, errAddrInUse) {
+		jvm.Kill()
+		if errors.Is(err, localjvm.ErrAddrInUse) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("%w; output:\n%s\n(Kafka's log: %s)", err, out.Tail(), b.LogFile())
 	}
-	cfg.Log.Info("kafka ready", "addr", b.addr, "pid", cmd.Process.Pid, "formatted", formatted,
+	cfg.Log.Info("kafka ready", "addr", b.addr, "pid", jvm.Pid(), "formatted", formatted,
 		"data_dir", cfg.DataDir, "took", time.Since(t0).Round(time.Millisecond))
 	return b, nil
 }
@@ -326,11 +282,8 @@ func format(ctx context.Context, cfg Config, java, props, log4j string) (bool, e
 		storageMain, "format", "--cluster-id", id, "--config", props)
 	cmd := exec.CommandContext(ctx, java, args...)
 	cmd.Dir = cfg.DataDir
-	cmd.SysProcAttr = sysProcAttr()
-	cmd.WaitDelay = 5 * time.Second
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return false, fmt.Errorf("format %s: %w: %s", cfg.DataDir, err, lastBytes(out, 2048))
+	if err := localjvm.Run(cmd); err != nil {
+		return false, fmt.Errorf("format %s: %w", cfg.DataDir, err)
 	}
 	return true, nil
 }
@@ -350,7 +303,7 @@ func clusterID() (string, error) {
 // no initial rebalance delay, and session timeouts down to 1 s allowed (so
 // fencing tests need not wait long).
 func serverProperties(cfg Config) string {
-	host, port, _ := splitAddr(cfg.Addr)
+	host, port, _ := localjvm.SplitAddr(cfg.Addr)
 	ctrl := net.JoinHostPort(host, strconv.Itoa(cfg.ControllerPort))
 	client := net.JoinHostPort(host, strconv.Itoa(port))
 	props := map[string]string{
@@ -431,31 +384,7 @@ const log4jConfig = `Configuration:
 // waitReady polls Metadata until the broker lists itself, the JVM exits or
 // fails to bind, or ctx ends.
 func (b *Broker) waitReady(ctx context.Context) error {
-	tick := time.NewTicker(readyPoll)
-	defer tick.Stop()
-	var lastErr error
-	for {
-		select {
-		case <-b.done:
-			if b.out.BindFailed() {
-				return errAddrInUse
-			}
-			return fmt.Errorf("java exited before it was ready: %w", b.waitErr)
-		case <-b.out.BindFailure():
-			return errAddrInUse
-		default:
-		}
-		if lastErr = b.probe(ctx); lastErr == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for %s to serve metadata: %w (last: %w)", b.addr, ctx.Err(), lastErr)
-		case <-b.done:
-		case <-b.out.BindFailure():
-		case <-tick.C:
-		}
-	}
+	return b.jvm.WaitReady(ctx, b.addr+" to serve metadata", readyPoll, b.probe)
 }
 
 // probe asks for cluster metadata and succeeds once this broker is listed.
@@ -499,81 +428,25 @@ func (b *Broker) Config() Config { return b.cfg }
 func (b *Broker) LogFile() string { return filepath.Join(b.cfg.DataDir, "logs", "server.log") }
 
 // Pid is the JVM's process id.
-func (b *Broker) Pid() int { return b.cmd.Process.Pid }
+func (b *Broker) Pid() int { return b.jvm.Pid() }
 
 // Stop sends SIGTERM to the JVM's process group (Kafka shuts down
 // cleanly), waits for it to exit, and sends SIGKILL when StopTimeout passes
 // or ctx ends first. It returns once the JVM is reaped, with an error only
 // if the JVM had already exited on its own. Later calls return the first
 // call's result.
-func (b *Broker) Stop(ctx context.Context) error {
-	b.stopOnce.Do(func() {
-		select {
-		case <-b.done:
-			b.stopErr = fmt.Errorf("kafka exited on its own: %w; output:\n%s", b.waitErr, b.out.Tail())
-			return
-		default:
-		}
-		b.signal(syscall.SIGTERM)
-		grace := time.NewTimer(b.cfg.StopTimeout)
-		defer grace.Stop()
-		select {
-		case <-b.done:
-		case <-grace.C:
-			b.cfg.Log.Warn("kafka ignored SIGTERM; killing it", "pid", b.cmd.Process.Pid)
-			b.kill()
-		case <-ctx.Done():
-			b.kill()
-		}
-	})
-	return b.stopErr
-}
+func (b *Broker) Stop(ctx context.Context) error { return b.jvm.Stop(ctx) }
 
 // Kill sends SIGKILL to the JVM's process group, as a crash (kill -9): no
 // shutdown, no flush beyond what the OS already has. It returns once the
 // JVM is reaped. A later Stop returns nil.
-func (b *Broker) Kill() {
-	b.kill()
-	b.stopOnce.Do(func() {})
-}
+func (b *Broker) Kill() { b.jvm.Kill() }
 
-// kill sends SIGKILL and waits until the JVM is reaped.
-func (b *Broker) kill() {
-	b.signal(syscall.SIGKILL)
-	<-b.done
-}
-
-// signal signals the JVM's process group unless the JVM is already reaped
-// (its pid could then belong to someone else).
-func (b *Broker) signal(sig syscall.Signal) {
-	select {
-	case <-b.done:
-		return
-	default:
-	}
-	// Setpgid made the JVM a group leader: -pid is its group.
-	_ = syscall.Kill(-b.cmd.Process.Pid, sig)
-}
-
-// checkFree fails if port, when it was given (not picked: given != 0), is
+// checkGiven fails if port, when it was given (not picked: given != 0), is
 // already taken on host.
-func checkFree(host string, port, given int) error {
+func checkGiven(host string, port, given int) error {
 	if given == 0 {
 		return nil
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
-	if err != nil {
-		return fmt.Errorf("port %d: %w (is another Kafka running?)", port, errAddrInUse)
-	}
-	return ln.Close()
-}
-
-// freePort asks the kernel for a free TCP port on host.
-func freePort(host string) (int, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("pick a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return localjvm.CheckFree(host, port, "Kafka")
 }

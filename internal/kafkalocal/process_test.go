@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postflight/postflight/internal/localjvm"
+	"github.com/postflight/postflight/internal/localjvm/jvmtest"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -19,7 +22,7 @@ import (
 func startBroker(t *testing.T, cfg Config) *Broker {
 	t.Helper()
 	if cfg.Log == nil {
-		cfg.Log = testLogger(t)
+		cfg.Log = jvmtest.Logger(t)
 	}
 	b, err := Start(t.Context(), cfg)
 	if err != nil {
@@ -120,9 +123,9 @@ func TestStartFailsOnTakenPort(t *testing.T) {
 	}
 	defer ln.Close()
 	_, err = Start(t.Context(), Config{Dir: dir, DataDir: filepath.Join(t.TempDir(), "k"), Addr: ln.Addr().String(),
-		Log: testLogger(t)})
-	if !errors.Is(err, errAddrInUse) {
-		t.Fatalf("Start on a taken port: %v, want %v", err, errAddrInUse)
+		Log: jvmtest.Logger(t)})
+	if !errors.Is(err, localjvm.ErrAddrInUse) {
+		t.Fatalf("Start on a taken port: %v, want %v", err, localjvm.ErrAddrInUse)
 	}
 	t.Logf("error, as wanted: %v", err)
 }

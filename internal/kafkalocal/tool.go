@@ -2,11 +2,12 @@ package kafkalocal
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
 	"time"
+
+	"github.com/postflight/postflight/internal/localjvm"
 )
 
 // RunTool runs one of Kafka's command-line tools from the jars in dir (the
@@ -15,10 +16,9 @@ import (
 // standard error (Log4j's default: ERROR and above) is quoted in the error
 // when the tool fails. ctx bounds the run; the JVM dies with our process.
 func RunTool(ctx context.Context, dir, mainClass string, args ...string) ([]byte, error) {
-	java, err := exec.LookPath("java")
+	java, err := localjvm.Java()
 	if err != nil {
-		return nil, errors.New("java not found on PATH: install a Java 17+ runtime " +
-			"(Debian/Ubuntu: apt-get install openjdk-17-jre-headless)")
+		return nil, err
 	}
 	argv := []string{
 		"-Xms16m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
@@ -26,7 +26,7 @@ func RunTool(ctx context.Context, dir, mainClass string, args ...string) ([]byte
 		mainClass,
 	}
 	cmd := exec.CommandContext(ctx, java, append(argv, args...)...)
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = localjvm.SysProcAttr()
 	cmd.WaitDelay = 5 * time.Second
 	var stderr limitedBuffer
 	cmd.Stderr = &stderr

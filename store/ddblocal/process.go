@@ -11,8 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/postflight/postflight/internal/localjvm"
@@ -83,7 +81,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("dir: %w", err)
 	}
 	if c.Addr != "" { // empty means the default
-		if _, _, err := splitAddr(c.Addr); err != nil {
+		if _, _, err := localjvm.SplitAddr(c.Addr); err != nil {
 			return fmt.Errorf("addr: %w", err)
 		}
 	}
@@ -93,39 +91,14 @@ func (c Config) Validate() error {
 	return nil
 }
 
-func splitAddr(addr string) (host string, port int, err error) {
-	host, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", 0, err
-	}
-	port, err = strconv.Atoi(p)
-	if err != nil || port < 0 || port > 65535 {
-		return "", 0, fmt.Errorf("bad port %q", p)
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	return host, port, nil
-}
-
-// errAddrInUse is returned by launch when the port is taken.
-var errAddrInUse = errors.New("address already in use")
-
 // Process is a running DynamoDB Local. Its methods are safe for concurrent
 // use.
 type Process struct {
 	cfg      Config // Addr holds the port actually used
 	endpoint string
-	cmd      *exec.Cmd
-	out      *localjvm.Output
+	jvm      *localjvm.Process
 	cwd      string // removed on stop if tmpCwd
 	tmpCwd   bool
-
-	done    chan struct{} // closed once the JVM is reaped
-	waitErr error         // cmd.Wait's result; read after done
-
-	stopOnce sync.Once
-	stopErr  error
 }
 
 // Start runs DynamoDB Local and returns once its endpoint answers a
@@ -140,12 +113,11 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("start dynamodb local: %w", err)
 	}
-	java, err := exec.LookPath("java")
+	java, err := localjvm.Java()
 	if err != nil {
-		return nil, errors.New("start dynamodb local: java not found on PATH: " +
-			"install a Java 17+ runtime (Debian/Ubuntu: apt-get install openjdk-17-jre-headless)")
+		return nil, fmt.Errorf("start dynamodb local: %w", err)
 	}
-	host, port, _ := splitAddr(cfg.Addr)
+	host, port, _ := localjvm.SplitAddr(cfg.Addr)
 
 	var cwd string
 	tmpCwd := cfg.DBPath == ""
@@ -171,10 +143,13 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 	for i := 0; ; i++ {
 		p := port
 		if p == 0 {
-			if p, err = freePort(); err != nil {
+			// Every interface: where DynamoDB Local will listen.
+			if p, err = localjvm.FreePort(""); err != nil {
 				break
 			}
-		} else if err = checkFree(p); err != nil {
+		} else if err = localjvm.CheckFree("", p, "DynamoDB Local"); err != nil {
+			// DynamoDB Local would keep running without listening while
+			// the other process answered our probes.
 			break
 		}
 		c := cfg
@@ -184,7 +159,7 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 		if err == nil {
 			return proc, nil
 		}
-		if !errors.Is(err, errAddrInUse) || i+1 >= attempts {
+		if !errors.Is(err, localjvm.ErrAddrInUse) || i+1 >= attempts {
 			break
 		}
 		cfg.Log.Debug("dynamodb local lost its port; retrying on another", "port", p)
@@ -211,46 +186,34 @@ func launch(ctx context.Context, cfg Config, java string, port int, cwd string, 
 	out := localjvm.NewOutput(cfg.Log, "dynamodb local", "Failed to bind", "BindException")
 	cmd := exec.Command(java, args...)
 	cmd.Dir = cwd
-	cmd.Stdout = out
-	cmd.Stderr = out
-	cmd.SysProcAttr = sysProcAttr()
-	cmd.WaitDelay = 5 * time.Second
-	if err := ctx.Err(); err != nil {
+	// The process's one goroutine reaps the JVM; Stop (or a failed start)
+	// ends it.
+	jvm, err := localjvm.Start(ctx, cmd, out, cfg.StopTimeout)
+	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("run %s: %w", java, err)
-	}
-	host, _, _ := splitAddr(cfg.Addr)
+	host, _, _ := localjvm.SplitAddr(cfg.Addr)
 	p := &Process{
 		cfg:      cfg,
 		endpoint: "http://" + net.JoinHostPort(host, strconv.Itoa(port)),
-		cmd:      cmd,
-		out:      out,
+		jvm:      jvm,
 		cwd:      cwd,
 		tmpCwd:   tmpCwd,
-		done:     make(chan struct{}),
 	}
-	// The only goroutine a Process owns: it ends when the JVM is reaped,
-	// which Stop (or a failed start) forces.
-	go func() {
-		p.waitErr = cmd.Wait()
-		close(p.done)
-	}()
-	cfg.Log.Debug("dynamodb local started", "pid", cmd.Process.Pid, "args", args)
+	cfg.Log.Debug("dynamodb local started", "pid", jvm.Pid(), "args", args)
 	if cfg.started != nil {
-		cfg.started(cmd.Process.Pid)
+		cfg.started(jvm.Pid())
 	}
 
 	t0 := time.Now()
 	if err := p.waitReady(ctx); err != nil {
-		p.kill()
-		if errors.Is(err, errAddrInUse) {
+		jvm.Kill()
+		if errors.Is(err, localjvm.ErrAddrInUse) {
 			return nil, fmt.Errorf("port %d: %w", port, err)
 		}
 		return nil, fmt.Errorf("%w; output:\n%s", err, out.Tail())
 	}
-	cfg.Log.Info("dynamodb local ready", "endpoint", p.endpoint, "pid", cmd.Process.Pid,
+	cfg.Log.Info("dynamodb local ready", "endpoint", p.endpoint, "pid", jvm.Pid(),
 		"db_path", cfg.DBPath, "took", time.Since(t0).Round(time.Millisecond))
 	return p, nil
 }
@@ -266,40 +229,15 @@ func (p *Process) waitReady(ctx context.Context) error {
 		// No keep-alive: nothing of the probe's outlives Start.
 		HTTPClient: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 	})
-	deadline := time.NewTimer(p.cfg.StartTimeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(readyPoll)
-	defer tick.Stop()
-	var lastErr error
-	for {
-		select {
-		case <-p.done:
-			return fmt.Errorf("java exited before it was ready: %w", p.waitErr)
-		case <-p.out.BindFailure():
-			return errAddrInUse
-		default:
-		}
-		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
-		_, err := db.ListTables(pctx, &dynamodb.ListTablesInput{Limit: aws.Int32(1)})
-		cancel()
-		if err == nil {
-			// Whatever answered, it was not us if the JVM could not bind.
-			if p.out.BindFailed() {
-				return errAddrInUse
-			}
-			return nil
-		}
-		lastErr = err
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for %s: %w", p.endpoint, ctx.Err())
-		case <-deadline.C:
-			return fmt.Errorf("%s not answering ListTables after %s: %w", p.endpoint, p.cfg.StartTimeout, lastErr)
-		case <-p.done:
-		case <-p.out.BindFailure():
-		case <-tick.C:
-		}
-	}
+	ctx, cancel := context.WithTimeoutCause(ctx, p.cfg.StartTimeout,
+		fmt.Errorf("not answering ListTables after %s", p.cfg.StartTimeout))
+	defer cancel()
+	return p.jvm.WaitReady(ctx, p.endpoint, readyPoll, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		defer cancel()
+		_, err := db.ListTables(ctx, &dynamodb.ListTablesInput{Limit: aws.Int32(1)})
+		return err
+	})
 }
 
 // Endpoint is the URL to give a DynamoDB client, e.g. http://127.0.0.1:8000.
@@ -319,66 +257,9 @@ func (p *Process) Config() Config {
 // the JVM is reaped. It returns an error only if the JVM had already exited
 // on its own. Later calls wait for the first and return its result.
 func (p *Process) Stop(ctx context.Context) error {
-	p.stopOnce.Do(func() {
-		select {
-		case <-p.done:
-			p.stopErr = fmt.Errorf("dynamodb local exited on its own: %w; output:\n%s", p.waitErr, p.out.Tail())
-		default:
-			p.signal(syscall.SIGTERM)
-			grace := time.NewTimer(p.cfg.StopTimeout)
-			defer grace.Stop()
-			select {
-			case <-p.done:
-			case <-grace.C:
-				p.cfg.Log.Warn("dynamodb local ignored SIGTERM; killing it", "pid", p.cmd.Process.Pid)
-				p.kill()
-			case <-ctx.Done():
-				p.kill()
-			}
-		}
-		if p.tmpCwd {
-			os.RemoveAll(p.cwd)
-		}
-	})
-	return p.stopErr
-}
-
-// kill sends SIGKILL to the process group and waits until the JVM is reaped.
-func (p *Process) kill() {
-	p.signal(syscall.SIGKILL)
-	<-p.done
-}
-
-// signal signals the JVM's process group unless the JVM is already reaped
-// (its pid could then belong to someone else).
-func (p *Process) signal(sig syscall.Signal) {
-	select {
-	case <-p.done:
-		return
-	default:
+	err := p.jvm.Stop(ctx)
+	if p.tmpCwd {
+		os.RemoveAll(p.cwd)
 	}
-	// Setpgid made the JVM a group leader: -pid is its group.
-	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
-}
-
-// freePort asks the kernel for a free TCP port on all interfaces (where
-// DynamoDB Local will listen).
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", ":0")
-	if err != nil {
-		return 0, fmt.Errorf("pick a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// checkFree fails if something already listens on port: DynamoDB Local
-// would then keep running without listening while the other process
-// answered our probes.
-func checkFree(port int) error {
-	ln, err := net.Listen("tcp", ":"+strconv.Itoa(port))
-	if err != nil {
-		return fmt.Errorf("port %d: %w (is another DynamoDB Local running?)", port, errAddrInUse)
-	}
-	return ln.Close()
+	return err
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postflight/postflight/internal/localjvm/jvmtest"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -53,14 +55,9 @@ func TestStartListTablesStop(t *testing.T) {
 		t.Errorf("other credentials see %v, %v; want [things]", out, err)
 	}
 
-	pid := p.cmd.Process.Pid
+	pid := p.jvm.Pid()
 	stop(t, p)
-	assertGroupGone(t, pid)
-	select {
-	case <-p.Done():
-	default:
-		t.Error("Done not closed after Stop")
-	}
+	jvmtest.AssertGroupGone(t, pid)
 	if err := p.Stop(t.Context()); err != nil {
 		t.Errorf("second Stop: %v", err)
 	}
@@ -146,7 +143,7 @@ func TestStartFailsWithoutLeakingJVM(t *testing.T) {
 			var pid atomic.Int64
 			cfg := tt.cfg
 			cfg.Dir = dir
-			cfg.Log = testLogger(t)
+			cfg.Log = jvmtest.Logger(t)
 			cfg.started = func(p int) {
 				pid.Store(int64(p))
 				if tt.cancelOnStart {
@@ -165,7 +162,7 @@ func TestStartFailsWithoutLeakingJVM(t *testing.T) {
 				t.Fatalf("JVM started: %v, want %v", got, tt.wantJVM)
 			}
 			if tt.wantJVM {
-				assertGroupGone(t, int(pid.Load()))
+				jvmtest.AssertGroupGone(t, int(pid.Load()))
 			}
 		})
 	}
@@ -175,7 +172,7 @@ func TestStopKillsAfterTimeout(t *testing.T) {
 	t.Parallel()
 	_, dir := fetchShared(t)
 	p := start(t, Config{Dir: dir, Addr: "127.0.0.1:0", StopTimeout: time.Nanosecond})
-	pid := p.cmd.Process.Pid
+	pid := p.jvm.Pid()
 	// Stop the JVM so it cannot handle SIGTERM: only SIGKILL ends it.
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -183,24 +180,7 @@ func TestStopKillsAfterTimeout(t *testing.T) {
 	if err := p.Stop(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	assertGroupGone(t, pid)
-}
-
-func TestStopReportsEarlyExit(t *testing.T) {
-	t.Parallel()
-	_, dir := fetchShared(t)
-	p, err := Start(t.Context(), Config{Dir: dir, Addr: "127.0.0.1:0", Log: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-p.Done()
-	err = p.Stop(t.Context())
-	if err == nil || !strings.Contains(err.Error(), "exited on its own") {
-		t.Errorf("Stop after a crash = %v, want an 'exited on its own' error", err)
-	}
+	jvmtest.AssertGroupGone(t, pid)
 }
 
 func TestStartWithoutJava(t *testing.T) {

@@ -1,11 +1,11 @@
 //go:build !linux
 
-package ddblocal
+package localjvm
 
 import "syscall"
 
-// sysProcAttr puts the JVM in its own process group so Stop can signal all
+// SysProcAttr puts the JVM in its own process group so Stop can signal all
 // of it. Outside Linux there is no parent-death signal: call Stop.
-func sysProcAttr() *syscall.SysProcAttr {
+func SysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }

@@ -1,14 +1,14 @@
-package kafkalocal
+package localjvm
 
 import "syscall"
 
-// sysProcAttr puts the JVM in its own process group (so Stop can signal all
+// SysProcAttr puts the JVM in its own process group (so Stop can signal all
 // of it) and has the kernel SIGKILL it if our process dies without Stop.
 //
 // Pdeathsig fires when the OS thread that forked the JVM exits, not the
 // process; the Go runtime only ends threads that a goroutine locked and did
-// not unlock, and Start never locks one, so in practice it fires when the Go
-// process dies (including a `go test` timeout).
-func sysProcAttr() *syscall.SysProcAttr {
+// not unlock, and the launchers never lock one, so in practice it fires when
+// the Go process dies (including a `go test` timeout).
+func SysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
