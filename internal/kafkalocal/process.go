@@ -290,12 +290,20 @@ func format(ctx context.Context, cfg Config, java, props, log4j string) (bool, e
 
 // clusterID returns a random Kafka Uuid in its text form (22 characters of
 // unpadded URL-safe base64), as `kafka-storage random-uuid` prints.
+//
+// One that starts with '-' is drawn again, as Kafka's own Uuid.randomUuid
+// does: kafka-storage would read it as an option ("--cluster-id: expected
+// one argument"), one format in 64.
 func clusterID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
+	for {
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", err
+		}
+		if id := base64.RawURLEncoding.EncodeToString(b[:]); id[0] != '-' {
+			return id, nil
+		}
 	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
 // serverProperties is the broker's configuration: one node that is broker

@@ -129,3 +129,19 @@ func TestStartFailsOnTakenPort(t *testing.T) {
 	}
 	t.Logf("error, as wanted: %v", err)
 }
+
+// A cluster id is never read by kafka-storage as an option: it does not
+// start with '-' (before, one in 64 did, and that broker failed to format:
+// "argument --cluster-id/-t: expected one argument"). 2,000 draws: an id
+// starting with '-' would show up with probability 1 − (63/64)^2000.
+func TestClusterIDIsNotAnOption(t *testing.T) {
+	for range 2000 {
+		id, err := clusterID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(id) != 22 || id[0] == '-' {
+			t.Fatalf("cluster id %q", id)
+		}
+	}
+}
