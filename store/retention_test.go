@@ -167,7 +167,7 @@ func TestRetentionRestamp(t *testing.T) {
 			}
 			continue
 		}
-		want := m.DateCreated.Add(9 * 24 * time.Hour).Unix()
+		want := m.DateCreated.Add(9*24*time.Hour + store.TTLGrace).Unix()
 		if item == nil && want < time.Now().Unix() {
 			continue // expired under the new policy, and DynamoDB (Local) TTL already removed it
 		}
@@ -178,7 +178,7 @@ func TestRetentionRestamp(t *testing.T) {
 			t.Errorf("revision changed from %d to %d", revs[m.SID], v)
 		}
 	}
-	wantOther := otherMsg.DateCreated.Add(400 * 24 * time.Hour).Unix()
+	wantOther := otherMsg.DateCreated.Add(400*24*time.Hour + store.TTLGrace).Unix()
 	if x := numAttr(t, rawItem(t, db, table, other, otherMsg.SID), "x"); x != wantOther {
 		t.Errorf("another account's record re-stamped: x %d, want %d", x, wantOther)
 	}
@@ -220,7 +220,7 @@ func TestRetentionRestampResumes(t *testing.T) {
 	runStore(t, b)
 	waitFor(t, 30*time.Second, "the resumed job", func() bool { return jobDone(t, b, acc) })
 	for _, m := range msgs {
-		want := m.DateCreated.Add(20 * 24 * time.Hour).Unix()
+		want := m.DateCreated.Add(20*24*time.Hour + store.TTLGrace).Unix()
 		if x := numAttr(t, rawItem(t, db, table, acc, m.SID), "x"); x != want {
 			t.Fatalf("x %d, want %d", x, want)
 		}
@@ -400,7 +400,7 @@ func TestRetentionLowRateKeepsLease(t *testing.T) {
 	runStore(t, b)
 	waitFor(t, 60*time.Second, "the job", func() bool { return jobDone(t, a, acc) })
 	for _, m := range msgs {
-		want := m.DateCreated.Add(30 * 24 * time.Hour).Unix()
+		want := m.DateCreated.Add(30*24*time.Hour + store.TTLGrace).Unix()
 		if x := numAttr(t, rawItem(t, db, table, acc, m.SID), "x"); x != want {
 			t.Fatalf("x %d, want %d", x, want)
 		}
