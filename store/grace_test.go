@@ -255,3 +255,48 @@ func gauge(t *testing.T, reader *sdkmetric.ManualReader, name string) float64 {
 	}
 	return math.NaN()
 }
+
+// Lowering the retention and raising it again before the lowering's job
+// reached a record: the record was past the lower policy, so it stays
+// hidden (below the floor the raise sets) and is not kept on disk for the
+// raised policy either: the raise's job brings its x down to the grace
+// after the raise, no later than the lower policy would have had it
+// removed. Records inside the lower policy are kept as the raise says.
+func TestLowerThenRaiseKeepsTheLowerPolicysHorizon(t *testing.T) {
+	ep := testenv.DynamoDBEndpoint(t)
+	db := testenv.DynamoDBClient(t, ep)
+	start := time.Now().UTC().Truncate(time.Millisecond)
+	var offset atomic.Int64
+	now := func() time.Time { return start.Add(time.Duration(offset.Load())) }
+	s := openStore(t, db, store.Config{Now: now, DefaultShards: 2,
+		Restamp: store.RestampConfig{Delay: time.Millisecond, Rate: -1}}, nil, nil)
+	table := s.Config().Table
+	ctx := context.Background()
+	acc := sid("AC")
+	old := msg(acc, 1, postflight.StatusDelivered, start.Add(-20*day))
+	inside := msg(acc, 1, postflight.StatusDelivered, start.Add(-5*day))
+	wantOutcomes(t, write(t, s, old, inside), postflight.Applied, postflight.Applied)
+	if _, err := s.SetRetention(ctx, acc, 10); err != nil {
+		t.Fatal(err)
+	}
+	offset.Store(int64(time.Minute))
+	raised := now()
+	if _, err := s.SetRetention(ctx, acc, 400); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, acc, old.SID); !errors.Is(err, postflight.ErrNotFound) {
+		t.Errorf("a record past the lowered policy reappeared after the raise: %v", err)
+	}
+	offset.Store(int64(2 * time.Minute)) // the job is due
+	runStore(t, s)
+	waitFor(t, 30*time.Second, "the re-stamp job", func() bool { return jobDone(t, s, acc) })
+	if x, want := numAttr(t, rawItem(t, db, table, acc, old.SID), "x"), raised.Add(store.TTLGrace).Unix(); x != want {
+		t.Errorf("a record below the floor: x %d, want %d (the grace after the raise)", x, want)
+	}
+	if x, want := numAttr(t, rawItem(t, db, table, acc, inside.SID), "x"), inside.DateCreated.Add(400*day+store.TTLGrace).Unix(); x != want {
+		t.Errorf("a record inside the lower policy: x %d, want %d", x, want)
+	}
+	if _, err := s.Get(ctx, acc, inside.SID); err != nil {
+		t.Errorf("a record inside the lower policy: %v", err)
+	}
+}

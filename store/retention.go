@@ -88,9 +88,11 @@ import (
 // they had (those lived only in the lost item).
 //
 // Writes. Items are read projected to p, s, t, x.
-// Items already carrying the right x are skipped, and so is extending a
-// record below the retention floor (reads hide it for good: it keeps its x
-// and TTL removes it); the others get a PartiQL
+// Items already carrying the right x are skipped. A record below the
+// retention floor (reads hide it for good, ingest refuses its events) is
+// never extended, and is kept no later than ttlGrace after the change (a
+// lower-then-raise whose lowering job was superseded before reaching it left
+// it the old, longer x). The others get a PartiQL
 // UPDATE, 25 to a BatchExecuteStatement, on condition that the item is still
 // the same message and not a tombstone (a tombstone keeps its own expiry,
 // see Delete). The revision is not bumped: re-stamping changes no field the
@@ -514,11 +516,20 @@ func (r *restamper) page(ctx context.Context, p *pending, j restampJob, acc Acco
 		}
 		want := expiry(created, j.Days).Unix()
 		x, hasX := nAttr(item, aTTL)
+		if created.Before(acc.RetentionFloor) {
+			// Hidden for good (retentionCutoff), and refused at ingest:
+			// never extended, and kept no later than ttlGrace after the
+			// change. It was past the policy in force then, which had it
+			// removed by then at the latest; only a lowering's job
+			// superseded before it got here leaves it a later x.
+			want = min(want, time.UnixMilli(j.Since).Add(ttlGrace).Unix())
+			if hasX {
+				want = min(want, x)
+			}
+		}
 		switch {
 		case hasX && x == want:
 			continue
-		case hasX && x < want && created.Before(acc.RetentionFloor):
-			continue // hidden for good (retentionCutoff): not kept longer
 		case hasX && x < want: // extended: was it still there in time?
 			headroom = min(headroom, float64(x-now))
 			if x <= now {
