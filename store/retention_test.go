@@ -324,8 +324,11 @@ func TestRetentionStopReleasesLeaseAfterLostCheckpoint(t *testing.T) {
 	waitRestamped(t, a, acc, 20)
 	// The next checkpoint lands, but its answer never comes back.
 	px.Inject(faultproxy.Fault{Kind: faultproxy.LoseAnswer, Count: 1, Ops: []string{"UpdateItem"}})
+	// The proxy counts the fault before it forwards the request: wait until
+	// the write has landed too (read past the proxy), or stopping A could
+	// cancel it on its way and leave nothing lost.
 	waitFor(t, 20*time.Second, "a checkpoint whose answer is lost", func() bool {
-		return px.Faulted(faultproxy.LoseAnswer) == 1
+		return px.Faulted(faultproxy.LoseAnswer) == 1 && storedJob(t, db, table, acc).Done >= 30
 	})
 	// And DynamoDB fails the first attempts to release the lease.
 	px.Inject(faultproxy.Fault{Kind: faultproxy.Unavailable, Count: 4, Ops: []string{"UpdateItem"}})
