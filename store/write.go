@@ -129,7 +129,10 @@ func days(n int) time.Duration { return time.Duration(n) * 24 * time.Hour }
 // job's bound: walking oldest first (retention.go), it reaches each record
 // before the record's old expiry as long as it keeps within two days of the
 // sweep (postflight.store.retention.headroom, alert
-// PostflightRetentionHeadroomLow). It costs two days more of storage per
+// PostflightRetentionHeadroomLow at one day left). Why two: at the default
+// 500 records/s one process re-stamps 86 million records in that time, the
+// alert at half of it leaves a day to act, and the storage stays a small
+// share of any policy but the shortest. It costs two days more of storage per
 // record (0.5% at the default 400 days), no write units: x is written
 // anyway. Records written before the grace (x = date_created + days) read
 // as before; the first re-stamp of their account gives them the grace.
