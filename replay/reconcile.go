@@ -64,7 +64,7 @@ type Kind string
 
 // The differences reconcile reports (DESIGN §4).
 const (
-	Missing    Kind = "missing"    // final in the stream, nothing stored (and not past retention)
+	Missing    Kind = "missing"    // final in the stream, nothing stored (and not past retention or below its floor)
 	Stale      Kind = "stale"      // stored with a lower sequence than the stream's final one
 	Unexpected Kind = "unexpected" // stored with the sequence of an event that is not final
 )
@@ -94,7 +94,7 @@ type Report struct {
 	Stale      atomic.Int64 `json:"-"`
 	Unexpected atomic.Int64 `json:"-"`
 	Tombstoned atomic.Int64 `json:"-"` // deleted through the API: not a difference
-	Expired    atomic.Int64 `json:"-"` // final but past retention, not stored: not a difference
+	Expired    atomic.Int64 `json:"-"` // final but past retention or below its floor, not stored: not a difference
 	Newer      atomic.Int64 `json:"-"` // stored from an event after the range: not a difference
 	NotFinal   atomic.Int64 `json:"-"` // no final event in range, nothing stored: not a difference
 
@@ -290,8 +290,10 @@ func (rc *reconciler) judge(s store.State, e *expect, partition int32, now time.
 		}
 		rc.mu.Unlock()
 	case e.final >= 0 && !s.Found:
-		days := rc.st.Account(s.Account).RetentionDays
-		if !e.created.Add(time.Duration(days) * 24 * time.Hour).After(now) {
+		// Past the retention, or below its floor (a retention raise's: TTL
+		// may have removed it, reads hide it, replay refuses its events).
+		acc := rc.st.Account(s.Account)
+		if !e.created.Add(time.Duration(acc.RetentionDays)*24*time.Hour).After(now) || e.created.Before(acc.RetentionFloor) {
 			rep.Expired.Add(1)
 			return nil
 		}

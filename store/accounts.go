@@ -36,12 +36,21 @@ const (
 // AccountConfig is one account's retention and index shard schedule.
 type AccountConfig struct {
 	RetentionDays int
-	// RetentionFloor is the oldest date_created an event may have, whatever
-	// the retention: every change of retention raises it to the horizon of
-	// the policy it replaces (change time minus the old days), since TTL may
-	// already have removed records older than that, and an event written
-	// over a removed record would bring back what a redaction, a tombstone's
-	// neighbour or a higher sequence had settled. Zero: no floor.
+	// RetentionFloor is the oldest date_created an event may have, and a
+	// read may show, whatever the retention: every change of retention
+	// raises it to the horizon of the policy it replaces (change time minus
+	// the old days), since TTL may already have removed records older than
+	// that, and an event written over a removed record would bring back what
+	// a redaction, a tombstone's neighbour or a higher sequence had settled.
+	// Zero: no floor.
+	//
+	// Not the old horizon minus ttlGrace, although records down to there are
+	// still on disk at the change: their TTL fires within ttlGrace of it, the
+	// oldest at once, before any re-stamp job can reach them, so admitting
+	// them would show records about to vanish and let a replay write them
+	// again after the sweep. Records above the floor were visible under the
+	// old policy and have at least ttlGrace left: the job's time to reach
+	// them.
 	RetentionFloor time.Time
 	Schedule       keydesign.Schedule
 	// BadSchedule is why the stored shard schedule could not be read; the

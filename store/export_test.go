@@ -11,8 +11,7 @@ import (
 type RestampStatus struct {
 	Days  int       // the retention being applied
 	Since time.Time // when the retention changed
-	Shard int       // shard being re-stamped
-	After string    // index sort key reached in that shard
+	Upto  string    // index sort key reached in every shard
 	Done  int64     // items re-stamped so far
 }
 
@@ -24,5 +23,8 @@ func (s *Store) RestampStatus(ctx context.Context, account string) (st RestampSt
 		return st, false, err
 	}
 	j := p.job
-	return RestampStatus{Days: j.Days, Since: time.UnixMilli(j.Since).UTC(), Shard: j.Shard, After: j.After, Done: j.Done}, true, nil
+	return RestampStatus{Days: j.Days, Since: time.UnixMilli(j.Since).UTC(), Upto: j.Upto, Done: j.Done}, true, nil
 }
+
+// TTLGrace is how long a record stays on disk past its retention.
+const TTLGrace = ttlGrace

@@ -17,8 +17,8 @@ import (
 )
 
 // Get returns one message of an account. A tombstoned message, one of
-// another account, and one older than the account's current retention are
-// all postflight.ErrNotFound.
+// another account, and one older than the account's current retention (or
+// its retention floor: retentionCutoff) are all postflight.ErrNotFound.
 //
 // The read is strongly consistent: right after a Delete it must answer
 // ErrNotFound, and right after a redaction the redacted body (the API's
@@ -57,8 +57,18 @@ func ceilMilli(t time.Time) time.Time {
 	return t
 }
 
+// retentionCutoff is the oldest date_created a read shows: the account's
+// current policy, and never below its retention floor. A record below the
+// floor was past the policy in force when the retention last changed: it was
+// hidden then, its TTL (the old policy's, plus ttlGrace) may remove it at any
+// moment, and ingest refuses its events. Showing it again after a raise would
+// answer a record that is about to vanish and can never be written again.
 func (s *Store) retentionCutoff(acc AccountConfig) time.Time {
-	return s.cfg.Now().Add(-days(acc.RetentionDays))
+	cut := s.cfg.Now().Add(-days(acc.RetentionDays))
+	if acc.RetentionFloor.After(cut) {
+		return acc.RetentionFloor
+	}
+	return cut
 }
 
 // ListQuery and ListPage are the domain's (the API declares its own

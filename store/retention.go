@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -30,7 +33,9 @@ import (
 // to it), but the stored expiries still follow the old one: a shorter policy
 // would keep records on disk longer than promised, and a longer one would let
 // TTL delete records the policy now keeps. The re-stamp job rewrites
-// x = date_created + days on every record of the account.
+// x = date_created + days + ttlGrace (write.go) on every record of the
+// account. After a raise, every record the old policy showed still has at
+// least ttlGrace before its old x: the job must reach it within that.
 //
 // State. A job is a JSON value (restampJob) in the account's config item,
 // attribute rs. SetRetention writes a fresh job in the same conditional
@@ -53,14 +58,41 @@ import (
 //
 // Order. A job starts Delay after the change, once every process's ingest
 // has reloaded the new policy (every ConfigRefresh), so that no event stamped
-// with the old policy lands behind the job. Within a job the index shards
-// 0..max-1 are walked in turn, max being the largest shard count of any epoch
-// of the schedule, so every record is covered whichever epoch wrote it; each
-// shard oldest first, since the oldest records are the ones a longer policy
-// must save first.
+// with the old policy lands behind the job. Within a job the records are
+// walked oldest first across all index shards 0..max-1 at once (max being
+// the largest shard count of any epoch of the schedule, so every record is
+// covered whichever epoch wrote it): under one policy the oldest records are
+// the nearest to their expiry, so the job saves them in the order TTL would
+// take them. Its bound is then per record, not for the whole job: it reaches
+// a record before its old x as long as it stays within ttlGrace of the
+// sweep, that is, as long as it re-stamps at least as fast as the account
+// wrote (its records per second, on average from the oldest kept record on)
+// once the first ttlGrace is spent. (Walking one shard after another, as it
+// did, the oldest records of the last shard waited for every other shard:
+// the whole job had to end within the grace.) A page queries every shard for
+// Page items after the checkpoint and re-stamps everything up to the
+// smallest of the shards' last keys, in key order: at least Page items, and
+// every shard is read again from there at the next page.
 //
-// Writes. A page is up to Page items of one shard (projected to p, s, t, x).
-// Items already carrying the right x are skipped; the others get a PartiQL
+// Headroom. While it extends records, the job publishes the headroom of the
+// record it extends nearest to its expiry (old x minus now, seconds:
+// postflight.store.retention.headroom) and counts the records it reached
+// after their old x had passed (postflight.store.retention.late): TTL may
+// have deleted those, or others not seen at all, first. A job that cannot
+// keep within the grace (a rate too low for the account, a long outage,
+// a job stuck without an owner) shows as falling headroom long before the
+// first late record: alerts PostflightRetentionHeadroomLow and
+// PostflightRetentionLate (deploy/RUNBOOK.md). What it then loses are
+// records the new policy keeps. They are above the floor, so a replay of the
+// stream writes them again, but without a redaction or price correction
+// they had (those lived only in the lost item).
+//
+// Writes. Items are read projected to p, s, t, x.
+// Items already carrying the right x are skipped. A record below the
+// retention floor (reads hide it for good, ingest refuses its events) is
+// never extended, and is kept no later than ttlGrace after the change (a
+// lower-then-raise whose lowering job was superseded before reaching it left
+// it the old, longer x). The others get a PartiQL
 // UPDATE, 25 to a BatchExecuteStatement, on condition that the item is still
 // the same message and not a tombstone (a tombstone keeps its own expiry,
 // see Delete). The revision is not bumped: re-stamping changes no field the
@@ -82,8 +114,9 @@ type RestampConfig struct {
 	// Rate bounds the items re-stamped per second by this process; negative
 	// means unlimited.
 	Rate float64 // default 500
-	// Page is the number of items read per index query, and so between
-	// checkpoints.
+	// Page is the number of items read per index query, one query per
+	// shard per page; a page re-stamps at least Page items (all shards
+	// up to the smallest of their last keys) and is checkpointed.
 	Page int // default 100
 	// Delay is how long after a retention change its job starts: every
 	// process's ingest must have reloaded the new policy by then.
@@ -131,14 +164,22 @@ func (c *RestampConfig) validate() error {
 	return nil
 }
 
-// restampJob is the value of rs. Shard and After are the checkpoint: every
-// item of shards below Shard, and of shard Shard up to and including index
-// sort key After, carries the new expiry.
+// restampJob is the value of rs. Upto is the checkpoint: every item of
+// every shard up to and including index sort key Upto carries the new
+// expiry.
+//
+// Shard and After are the checkpoint of the release that walked one shard
+// after another (every item of shards below Shard, and of shard Shard up to
+// After). A job resumed with them starts again from the oldest record, and
+// a checkpoint clears them; a release that knows only them starts a job
+// with Upto again from the beginning. Re-stamping is idempotent, so in a
+// rolling deploy work may be done twice, never skipped.
 type restampJob struct {
 	Days  int    `json:"days"`
 	Since int64  `json:"since"` // unix ms of the retention change
-	Shard int    `json:"shard,omitempty"`
-	After string `json:"after,omitempty"`
+	Upto  string `json:"upto,omitempty"`
+	Shard int    `json:"shard,omitempty"` // the old release's checkpoint
+	After string `json:"after,omitempty"` // the old release's checkpoint
 	Done  int64  `json:"done,omitempty"`  // items re-stamped so far
 	Owner string `json:"owner,omitempty"` // process holding the lease
 	Lease int64  `json:"lease,omitempty"` // unix ms the lease ends
@@ -155,6 +196,12 @@ type restamper struct {
 
 	scanned metric.Int64Counter
 	jobs    metric.Int64Counter
+	late    metric.Int64Counter
+	// headroom is the last page's smallest old x minus now, in seconds, of
+	// the records it extended (math.Float64bits); NaN: no job of this
+	// process is extending records, and the gauge reads ttlGrace (nothing
+	// it knows of expires sooner than that after a raise).
+	headroom atomic.Uint64
 }
 
 // restampBatch is the most statements of one BatchExecuteStatement.
@@ -175,10 +222,30 @@ func (r *restamper) init(s *Store, m metric.Meter) error {
 		metric.WithDescription("Items the retention job examined (re-stamped or already right).")); err != nil {
 		return err
 	}
-	r.jobs, err = m.Int64Counter("postflight.store.retention.jobs",
-		metric.WithDescription("Retention re-stamp jobs ended, by outcome (done, superseded, failed)."))
+	if r.jobs, err = m.Int64Counter("postflight.store.retention.jobs",
+		metric.WithDescription("Retention re-stamp jobs ended, by outcome (done, superseded, failed).")); err != nil {
+		return err
+	}
+	if r.late, err = m.Int64Counter("postflight.store.retention.late",
+		metric.WithDescription("Records the retention job reached after their old expiry had passed: TTL may have deleted them, or others, before they were extended.")); err != nil {
+		return err
+	}
+	r.late.Add(context.Background(), 0) // served from the start, for alerts
+	r.setHeadroom(math.NaN())
+	_, err = m.Float64ObservableGauge("postflight.store.retention.headroom", metric.WithUnit("s"),
+		metric.WithDescription("While this process's retention job extends records: the time left before the old expiry of the nearest one of its last page; the TTL grace (2 days) otherwise."),
+		metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
+			h := math.Float64frombits(r.headroom.Load())
+			if math.IsNaN(h) {
+				h = ttlGrace.Seconds()
+			}
+			o.Observe(h)
+			return nil
+		}))
 	return err
 }
+
+func (r *restamper) setHeadroom(h float64) { r.headroom.Store(math.Float64bits(h)) }
 
 // newJob returns the rs value SetRetention stores with a policy change.
 func (r *restamper) newJob(days int) string {
@@ -295,8 +362,15 @@ func (r *restamper) runJob(ctx context.Context, p pending) (err error) {
 	s := r.s
 	start := time.Now()
 	j := p.job
-	resumed := j.Shard > 0 || j.After != ""
+	if j.Upto == "" && (j.Shard > 0 || j.After != "") {
+		// A checkpoint of the release that walked shard by shard: start
+		// again from the oldest record (see restampJob).
+		s.log.Info("retention re-stamp: restarting a job checkpointed shard by shard", "account", p.account, "shard", j.Shard)
+	}
+	j.Shard, j.After = 0, ""
+	resumed := j.Upto != ""
 	j.Owner, j.Lease = r.owner, s.cfg.Now().Add(r.cfg.Lease).UnixMilli()
+	defer r.setHeadroom(math.NaN())
 	log := s.log.With("account", p.account, "days", j.Days)
 	claimed := false
 	defer func() {
@@ -318,7 +392,7 @@ func (r *restamper) runJob(ctx context.Context, p pending) (err error) {
 				return
 			}
 			if claimed {
-				log.Info("retention re-stamp paused", "shard", p.job.Shard, "done", p.job.Done)
+				log.Info("retention re-stamp paused", "upto", p.job.Upto, "done", p.job.Done)
 			}
 		}
 	}()
@@ -326,33 +400,28 @@ func (r *restamper) runJob(ctx context.Context, p pending) (err error) {
 		return err
 	}
 	claimed = true
-	log.Info("retention re-stamp started", "resumed", resumed, "shard", j.Shard, "done", j.Done)
-	for {
+	log.Info("retention re-stamp started", "resumed", resumed, "upto", j.Upto, "done", j.Done)
+	for more := true; more; {
 		acc, err := s.FreshAccount(ctx, p.account)
 		if err != nil {
 			return err
 		}
-		if j.Shard >= maxShards(acc.Schedule) {
-			break
-		}
 		if err := r.renew(ctx, &p); err != nil {
 			return err
 		}
-		n, last, more, err := r.page(ctx, &p, j)
+		var n int
+		var upto string
+		n, upto, more, err = r.page(ctx, &p, j, acc)
 		if err != nil {
 			return err
 		}
 		j.Done += int64(n)
-		if more {
-			j.After = last
-		} else {
-			j.Shard, j.After = j.Shard+1, ""
-		}
+		j.Upto = upto
 		j.Lease = s.cfg.Now().Add(r.cfg.Lease).UnixMilli()
 		if err := r.checkpoint(ctx, &p, j); err != nil {
 			return err
 		}
-		log.Debug("retention re-stamp checkpoint", "shard", j.Shard, "after", j.After, "done", j.Done)
+		log.Debug("retention re-stamp checkpoint", "upto", j.Upto, "done", j.Done)
 	}
 	if err := r.finish(ctx, p); err != nil {
 		return err
@@ -371,47 +440,101 @@ func maxShards(sc keydesign.Schedule) int {
 	return n
 }
 
-// page re-stamps the next page of shard j.Shard after j.After. It returns
-// how many items it re-stamped, the index sort key of the last item read,
-// and whether the shard has more.
-func (r *restamper) page(ctx context.Context, p *pending, j restampJob) (n int, last string, more bool, err error) {
+// page re-stamps the next page of the walk: every shard's items after
+// j.Upto, up to the smallest of the shards' last keys when some shard has
+// more. It returns how many items it re-stamped, the index sort key it
+// reached (the next checkpoint), and whether any shard has more.
+func (r *restamper) page(ctx context.Context, p *pending, j restampJob, acc AccountConfig) (n int, upto string, more bool, err error) {
 	s, account := r.s, p.account
-	in := &dynamodb.QueryInput{
-		TableName:              &s.table,
-		IndexName:              aws.String(keydesign.IndexName),
-		KeyConditionExpression: aws.String("#g = :g"),
-		ProjectionExpression:   aws.String("#p, #s, #t, #x"),
-		ExpressionAttributeNames: map[string]string{
-			"#g": keydesign.AttrIndexPK, "#t": keydesign.AttrIndexSK,
-			"#p": keydesign.AttrPK, "#s": keydesign.AttrSK, "#x": aTTL,
-		},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":g": str(keydesign.IndexPK(account, j.Shard))},
-		ScanIndexForward:          aws.Bool(true),
-		Limit:                     aws.Int32(int32(r.cfg.Page)),
+	var items []map[string]types.AttributeValue
+	var cut string // the smallest last key of a shard with more; "" none
+	for shard := range maxShards(acc.Schedule) {
+		in := &dynamodb.QueryInput{
+			TableName:              &s.table,
+			IndexName:              aws.String(keydesign.IndexName),
+			KeyConditionExpression: aws.String("#g = :g"),
+			ProjectionExpression:   aws.String("#p, #s, #t, #x"),
+			ExpressionAttributeNames: map[string]string{
+				"#g": keydesign.AttrIndexPK, "#t": keydesign.AttrIndexSK,
+				"#p": keydesign.AttrPK, "#s": keydesign.AttrSK, "#x": aTTL,
+			},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":g": str(keydesign.IndexPK(account, shard))},
+			ScanIndexForward:          aws.Bool(true),
+			Limit:                     aws.Int32(int32(r.cfg.Page)),
+		}
+		if j.Upto != "" {
+			in.KeyConditionExpression = aws.String("#g = :g AND #t > :a")
+			in.ExpressionAttributeValues[":a"] = str(j.Upto)
+		}
+		start := time.Now()
+		out, err := s.db.Query(ctx, in)
+		s.observe(ctx, "restamp_query", start, err)
+		if err != nil {
+			return 0, "", false, fmt.Errorf("retention re-stamp: query shard %d: %w", shard, err)
+		}
+		items = append(items, out.Items...)
+		if len(out.LastEvaluatedKey) > 0 {
+			// The evaluated key, not the last item: it is there even
+			// if a page came back empty.
+			last, _ := sAttr(out.LastEvaluatedKey, keydesign.AttrIndexSK)
+			if last == "" {
+				return 0, "", false, fmt.Errorf("retention re-stamp: shard %d: a page ended without an index sort key", shard)
+			}
+			if !more || last < cut {
+				cut = last
+			}
+			more = true
+		}
 	}
-	if j.After != "" {
-		in.KeyConditionExpression = aws.String("#g = :g AND #t > :a")
-		in.ExpressionAttributeValues[":a"] = str(j.After)
-	}
-	start := time.Now()
-	out, err := s.db.Query(ctx, in)
-	s.observe(ctx, "restamp_query", start, err)
-	if err != nil {
-		return 0, "", false, fmt.Errorf("retention re-stamp: query shard %d: %w", j.Shard, err)
-	}
-	var stmts []types.BatchStatementRequest
-	for _, item := range out.Items {
+	// Within one account the index sort key (date_created, SID) is unique
+	// across shards: a message is in one shard.
+	idx := func(item map[string]types.AttributeValue) string {
 		t, _ := sAttr(item, keydesign.AttrIndexSK)
+		return t
+	}
+	if more {
+		items = slices.DeleteFunc(items, func(item map[string]types.AttributeValue) bool { return idx(item) > cut })
+	}
+	slices.SortFunc(items, func(a, b map[string]types.AttributeValue) int { return strings.Compare(idx(a), idx(b)) })
+	upto = j.Upto
+	if more {
+		upto = cut
+	} else if len(items) > 0 {
+		upto = idx(items[len(items)-1])
+	}
+	now := s.cfg.Now().Unix()
+	headroom := math.Inf(1)
+	late := 0
+	var stmts []types.BatchStatementRequest
+	for _, item := range items {
+		t := idx(item)
 		sid, _ := sAttr(item, keydesign.AttrPK)
-		last = t
 		created, _, perr := keydesign.ParseIndexSK(t)
 		if perr != nil || sid == "" {
 			s.log.Error("retention re-stamp: skipping a malformed index item", "account", account, "t", t)
 			continue
 		}
-		want := created.Add(days(j.Days)).Unix()
-		if x, ok := nAttr(item, aTTL); ok && x == want {
+		want := expiry(created, j.Days).Unix()
+		x, hasX := nAttr(item, aTTL)
+		if created.Before(acc.RetentionFloor) {
+			// Hidden for good (retentionCutoff), and refused at ingest:
+			// never extended, and kept no later than ttlGrace after the
+			// change. It was past the policy in force then, which had it
+			// removed by then at the latest; only a lowering's job
+			// superseded before it got here leaves it a later x.
+			want = min(want, time.UnixMilli(j.Since).Add(ttlGrace).Unix())
+			if hasX {
+				want = min(want, x)
+			}
+		}
+		switch {
+		case hasX && x == want:
 			continue
+		case hasX && x < want: // extended: was it still there in time?
+			headroom = min(headroom, float64(x-now))
+			if x <= now {
+				late++
+			}
 		}
 		stmts = append(stmts, types.BatchStatementRequest{
 			Statement: aws.String(`UPDATE ` + r.table + ` SET "` + aTTL + `"=? WHERE "` + keydesign.AttrPK + `"=? AND "` +
@@ -419,7 +542,16 @@ func (r *restamper) page(ctx context.Context, p *pending, j restampJob) (n int, 
 			Parameters: []types.AttributeValue{num(want), str(sid), str(account), str(t)},
 		})
 	}
-	r.scanned.Add(ctx, int64(len(out.Items)))
+	r.scanned.Add(ctx, int64(len(items)))
+	if math.IsInf(headroom, 1) {
+		headroom = math.NaN() // nothing extended: nothing at risk
+	}
+	r.setHeadroom(headroom)
+	if late > 0 {
+		r.late.Add(ctx, int64(late))
+		s.log.Warn("retention re-stamp reached records after their old expiry: TTL may have deleted some first",
+			"account", account, "late", late)
+	}
 	for len(stmts) > 0 {
 		batch := stmts[:min(restampBatch, len(stmts))]
 		stmts = stmts[len(batch):]
@@ -429,7 +561,7 @@ func (r *restamper) page(ctx context.Context, p *pending, j restampJob) (n int, 
 			return n, "", false, err
 		}
 	}
-	return n, last, len(out.LastEvaluatedKey) > 0, nil
+	return n, upto, more, nil
 }
 
 // execute runs one batch of re-stamp statements and returns how many applied.

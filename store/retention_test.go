@@ -167,7 +167,7 @@ func TestRetentionRestamp(t *testing.T) {
 			}
 			continue
 		}
-		want := m.DateCreated.Add(9 * 24 * time.Hour).Unix()
+		want := m.DateCreated.Add(9*24*time.Hour + store.TTLGrace).Unix()
 		if item == nil && want < time.Now().Unix() {
 			continue // expired under the new policy, and DynamoDB (Local) TTL already removed it
 		}
@@ -178,7 +178,7 @@ func TestRetentionRestamp(t *testing.T) {
 			t.Errorf("revision changed from %d to %d", revs[m.SID], v)
 		}
 	}
-	wantOther := otherMsg.DateCreated.Add(400 * 24 * time.Hour).Unix()
+	wantOther := otherMsg.DateCreated.Add(400*24*time.Hour + store.TTLGrace).Unix()
 	if x := numAttr(t, rawItem(t, db, table, other, otherMsg.SID), "x"); x != wantOther {
 		t.Errorf("another account's record re-stamped: x %d, want %d", x, wantOther)
 	}
@@ -220,7 +220,7 @@ func TestRetentionRestampResumes(t *testing.T) {
 	runStore(t, b)
 	waitFor(t, 30*time.Second, "the resumed job", func() bool { return jobDone(t, b, acc) })
 	for _, m := range msgs {
-		want := m.DateCreated.Add(20 * 24 * time.Hour).Unix()
+		want := m.DateCreated.Add(20*24*time.Hour + store.TTLGrace).Unix()
 		if x := numAttr(t, rawItem(t, db, table, acc, m.SID), "x"); x != want {
 			t.Fatalf("x %d, want %d", x, want)
 		}
@@ -324,8 +324,11 @@ func TestRetentionStopReleasesLeaseAfterLostCheckpoint(t *testing.T) {
 	waitRestamped(t, a, acc, 20)
 	// The next checkpoint lands, but its answer never comes back.
 	px.Inject(faultproxy.Fault{Kind: faultproxy.LoseAnswer, Count: 1, Ops: []string{"UpdateItem"}})
+	// The proxy counts the fault before it forwards the request: wait until
+	// the write has landed too (read past the proxy), or stopping A could
+	// cancel it on its way and leave nothing lost.
 	waitFor(t, 20*time.Second, "a checkpoint whose answer is lost", func() bool {
-		return px.Faulted(faultproxy.LoseAnswer) == 1
+		return px.Faulted(faultproxy.LoseAnswer) == 1 && storedJob(t, db, table, acc).Done >= 30
 	})
 	// And DynamoDB fails the first attempts to release the lease.
 	px.Inject(faultproxy.Fault{Kind: faultproxy.Unavailable, Count: 4, Ops: []string{"UpdateItem"}})
@@ -400,7 +403,7 @@ func TestRetentionLowRateKeepsLease(t *testing.T) {
 	runStore(t, b)
 	waitFor(t, 60*time.Second, "the job", func() bool { return jobDone(t, a, acc) })
 	for _, m := range msgs {
-		want := m.DateCreated.Add(30 * 24 * time.Hour).Unix()
+		want := m.DateCreated.Add(30*24*time.Hour + store.TTLGrace).Unix()
 		if x := numAttr(t, rawItem(t, db, table, acc, m.SID), "x"); x != want {
 			t.Fatalf("x %d, want %d", x, want)
 		}

@@ -99,12 +99,11 @@ func (s *Store) WriteBatchStored(ctx context.Context, msgs []*postflight.Message
 // says why it is not written.
 func (s *Store) prepare(m *postflight.Message, now time.Time, e *encoded) (postflight.WriteResult, bool) {
 	acc := s.Account(m.AccountSID)
-	expires := m.DateCreated.Add(days(acc.RetentionDays))
-	if !expires.After(now) || m.DateCreated.Before(acc.RetentionFloor) {
+	if !m.DateCreated.Add(days(acc.RetentionDays)).After(now) || m.DateCreated.Before(acc.RetentionFloor) {
 		return postflight.WriteResult{Outcome: postflight.Expired}, false
 	}
 	n := acc.Schedule.At(m.DateCreated)
-	e.set(m, keydesign.IndexPK(m.AccountSID, keydesign.Shard(m.SID, n)), expires)
+	e.set(m, keydesign.IndexPK(m.AccountSID, keydesign.Shard(m.SID, n)), expiry(m.DateCreated, acc.RetentionDays))
 	if e.size > MaxItemBytes {
 		err := fmt.Errorf("item of about %d bytes exceeds DynamoDB's %d", e.size, MaxItemBytes)
 		return postflight.WriteResult{Outcome: postflight.Rejected, Err: err}, false
@@ -114,6 +113,34 @@ func (s *Store) prepare(m *postflight.Message, now time.Time, e *encoded) (postf
 }
 
 func days(n int) time.Duration { return time.Duration(n) * 24 * time.Hour }
+
+// ttlGrace is how long after its retention ends a record stays on disk: its
+// TTL attribute x is date_created + retention days + ttlGrace. Reads hide a
+// record at the policy exactly (retentionCutoff), so the grace is never
+// visible through the API; it is the time a retention raise's re-stamp job
+// has to reach a record before DynamoDB's TTL may delete it. Without it, x
+// was date_created + days, and the records just inside the old policy
+// expired minutes after a raise, before the job (hours for an account of
+// millions of records at --restamp-rate) extended them: records the new
+// policy keeps, and the API answered, were lost.
+//
+// Every process must agree on it (a record written by one is re-stamped or
+// read by another), so it is a constant, not a flag. Two days is the
+// job's bound: walking oldest first (retention.go), it reaches each record
+// before the record's old expiry as long as it keeps within two days of the
+// sweep (postflight.store.retention.headroom, alert
+// PostflightRetentionHeadroomLow at one day left). Why two: at the default
+// 500 records/s one process re-stamps 86 million records in that time, the
+// alert at half of it leaves a day to act, and the storage stays a small
+// share of any policy but the shortest. It costs two days more of storage per
+// record (0.5% at the default 400 days), no write units: x is written
+// anyway. Records written before the grace (x = date_created + days) read
+// as before; the first re-stamp of their account gives them the grace.
+const ttlGrace = 2 * 24 * time.Hour
+
+// expiry is the TTL attribute of a record created at created under a policy
+// of n days.
+func expiry(created time.Time, n int) time.Time { return created.Add(days(n) + ttlGrace) }
 
 // execute runs one statement per index in idx as a single
 // BatchExecuteStatement and records each outcome in res. It returns the

@@ -27,8 +27,10 @@ import (
 // on kfake and DynamoDB Local. The store is filled by replay, then changed
 // behind Postflight's back: one record deleted, one made stale, one written
 // for a message that was never final; one message is deleted through the
-// API (a tombstone) and one redacted (a pinned correction). Reconcile
-// reports exactly the first three, each once; --repair fixes them, and a
+// API (a tombstone) and one redacted (a pinned correction); and one,
+// below the retention floor a lower-then-raised retention left, is removed
+// as TTL would. Reconcile reports exactly the first three, each once (the
+// record below the floor is expired, as replay and reads treat it); --repair fixes them, and a
 // second reconcile is clean with equal digests. A small window makes every
 // message's events straddle windows.
 func TestReconcile(t *testing.T) {
@@ -56,6 +58,8 @@ func TestReconcile(t *testing.T) {
 	}
 	neverFinal := randomSID("SM")
 	first = append(first, record(t, newEvent(account, neverFinal, 2, postflight.StatusSending, created), 2))
+	belowFloor := randomSID("SM")
+	last = append(last, record(t, newEvent(account, belowFloor, 3, postflight.StatusDelivered, created.Add(-40*24*time.Hour)), 2))
 	otherAccount := randomSID("AC")
 	first = append(first, record(t, newEvent(otherAccount, randomSID("SM"), 3, postflight.StatusRead, created), 2))
 	produce(t, brokers, append(first, last...)...)
@@ -67,11 +71,22 @@ func TestReconcile(t *testing.T) {
 		return out.String(), errOut.String(), err
 	}
 	out, _, err := cli("replay")
-	if err != nil || !strings.Contains(out, fmt.Sprintf("written        %d", n+1)) {
+	if err != nil || !strings.Contains(out, fmt.Sprintf("written        %d", n+2)) {
 		t.Fatalf("replay: %v\n%s", err, out)
 	}
 
 	deleted, stale, tomb, redacted := sids[0], sids[1], sids[2], sids[3]
+	// 30 days, then 60: the floor is 30 days back, and belowFloor (40 days
+	// old) may be gone: reads hide it, ingest and replay refuse its events.
+	for _, days := range []int{30, 60} {
+		if _, err := st.SetRetention(ctx, account, days); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &table, Key: map[string]types.AttributeValue{
+		keydesign.AttrPK: &types.AttributeValueMemberS{Value: belowFloor}, keydesign.AttrSK: &types.AttributeValueMemberS{Value: account}}}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &table, Key: map[string]types.AttributeValue{
 		keydesign.AttrPK: &types.AttributeValueMemberS{Value: deleted}, keydesign.AttrSK: &types.AttributeValueMemberS{Value: account}}}); err != nil {
 		t.Fatal(err)
@@ -139,7 +154,7 @@ func TestReconcile(t *testing.T) {
 	if d := diffs[stale]; d.Expected == nil || *d.Expected != 3 || d.Stored == nil || *d.Stored != 2 {
 		t.Errorf("stale: %+v", d)
 	}
-	if sum.Tombstoned != 1 || sum.Missing != 1 || sum.Stale != 1 || sum.Unexpected != 1 || sum.StreamDigest == sum.StoreDigest {
+	if sum.Tombstoned != 1 || sum.Missing != 1 || sum.Stale != 1 || sum.Unexpected != 1 || sum.Expired != 1 || sum.StreamDigest == sum.StoreDigest {
 		t.Errorf("summary %+v", sum)
 	}
 
