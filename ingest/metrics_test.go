@@ -6,10 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/postflight/postflight"
 )
@@ -97,4 +100,53 @@ func TestCountedReportedAsCounters(t *testing.T) {
 	check("collected again") // cumulative: the same values, not the difference
 	_ = s.m.reg.Unregister() // as Run does when it returns
 	check("after Run")
+}
+
+// A traced record's freshness measurements carry its trace as an exemplar
+// (the SDK's default trace-based filter); an untraced record's carry none.
+func TestFreshnessExemplarsNameTheRecordsTrace(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	s := &Service{batcher: newBatcher(maxBatch, 0, 1<<20), limit: newAIMD(8, 1, 64, time.Hour)}
+	s.pauses = newPauses(slog.New(slog.DiscardHandler), func() {}, func() {})
+	s.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{})
+	var err error
+	if s.m, err = newMetrics(mp.Meter("test"), s); err != nil {
+		t.Fatal(err)
+	}
+	_, span := sdktrace.NewTracerProvider().Tracer("test").Start(context.Background(), "postflight.ingest")
+	defer span.End()
+	now := time.Now()
+	traced, untraced := testItem("a", 1, 10), testItem("b", 1, 10)
+	traced.msg.DateUpdated, untraced.msg.DateUpdated = now.Add(-time.Second), now.Add(-time.Second)
+	traced.tickets = []ticket{{rec: &sarama.ConsumerMessage{Timestamp: now.Add(-time.Second)}, span: span}}
+	untraced.tickets = []ticket{{rec: &sarama.ConsumerMessage{Timestamp: now.Add(-time.Second)}}}
+	s.m.observeFreshness(now, traced)
+	s.m.observeFreshness(now, untraced)
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	want := span.SpanContext().TraceID()
+	seen := 0
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			h, ok := m.Data.(metricdata.Histogram[float64])
+			if !ok || (m.Name != "postflight.ingest.delay" && m.Name != "postflight.ingest.event.age") {
+				continue
+			}
+			seen++
+			for _, dp := range h.DataPoints {
+				if dp.Count != 2 {
+					t.Errorf("%s: %d measurements, want 2", m.Name, dp.Count)
+				}
+				if len(dp.Exemplars) != 1 || trace.TraceID(dp.Exemplars[0].TraceID) != want {
+					t.Errorf("%s: exemplars %+v, want one of trace %s", m.Name, dp.Exemplars, want)
+				}
+			}
+		}
+	}
+	if seen != 2 {
+		t.Fatalf("%d freshness histograms collected, want 2", seen)
+	}
 }

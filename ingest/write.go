@@ -130,7 +130,7 @@ func (s *Service) finish(ctx context.Context, it *item, r postflight.WriteResult
 	}
 	s.m.n.outcomes[r.Outcome].Add(int64(len(it.tickets)))
 	if r.Outcome == postflight.Applied {
-		s.m.observeFreshness(ctx, time.Now(), it)
+		s.m.observeFreshness(time.Now(), it)
 	}
 	if r.Outcome == postflight.Rejected {
 		reason := "dynamodb rejected the item: " + errString(r.Err)
