@@ -100,3 +100,62 @@ func TestRecentMatchesMapGenerations(t *testing.T) {
 		}
 	}
 }
+
+// Looking up and remembering a batch a run at a time, under one lock per
+// run, gives what the one-message calls give, item by item; items of two
+// partitions interleaved go to their own memories.
+func TestRecentRunsMatchOneByOne(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	mem := func() (run, one [2]*recent, trs [2]*tracker) {
+		for p := range 2 {
+			run[p], one[p] = newRecent(64), newRecent(64)
+			trs[p] = &tracker{recent: run[p]}
+		}
+		return
+	}
+	run, one, trs := mem()
+	for round := range 400 {
+		n := 1 + rng.IntN(2*maxBatch)
+		batch := make([]*item, n)
+		res := make([]postflight.WriteResult, n)
+		for i := range batch {
+			m := recentMsg(rng.IntN(200), rng.Int64N(50))
+			if rng.IntN(20) == 0 {
+				m.SID = "SMnothex"
+			}
+			p := rng.IntN(2)
+			if round%2 == 0 {
+				p = i * 2 / n // two runs, not interleaved
+			}
+			batch[i] = &item{msg: m, tickets: []ticket{{t: trs[p]}}}
+			res[i].Outcome = []postflight.WriteOutcome{postflight.Applied, postflight.Superseded, postflight.Throttled, postflight.Rejected}[rng.IntN(4)]
+		}
+		seqs, oks := make([]int64, n), make([]bool, n)
+		runs(batch, func(r *recent, lo, hi int) { r.storedRun(batch[lo:hi], seqs[lo:hi], oks[lo:hi]) })
+		for i, it := range batch {
+			p := 0
+			if it.memory() == run[1] {
+				p = 1
+			}
+			if seq, ok := one[p].stored(it.msg); seq != seqs[i] || ok != oks[i] {
+				t.Fatalf("round %d item %d: storedRun %d, %v; stored %d, %v", round, i, seqs[i], oks[i], seq, ok)
+			}
+		}
+		runs(batch, func(r *recent, lo, hi int) { r.rememberRun(batch[lo:hi], res[lo:hi]) })
+		for i, it := range batch {
+			p := 0
+			if it.memory() == run[1] {
+				p = 1
+			}
+			if o := res[i].Outcome; o == postflight.Applied || o == postflight.Superseded {
+				one[p].remember(it.msg)
+			}
+		}
+	}
+	var nilRun *recent
+	oks := []bool{true}
+	nilRun.storedRun([]*item{{msg: recentMsg(1, 1)}}, make([]int64, 1), oks)
+	if oks[0] {
+		t.Fatal("a nil memory remembers")
+	}
+}
