@@ -106,7 +106,13 @@ func (r *recent) stored(m *postflight.Message) (int64, bool) {
 	h := recentHash(&k)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.storedLocked(&k, h)
+	if s := r.cur.find(&k, h); s != nil && s.key == k {
+		return s.seq, true
+	}
+	if s := r.prev.find(&k, h); s != nil && s.key == k {
+		return s.seq, true
+	}
+	return 0, false
 }
 
 // remember records that the store holds m with at least m's sequence.
@@ -121,103 +127,11 @@ func (r *recent) remember(m *postflight.Message) {
 	h := recentHash(&k)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.rememberLocked(&k, h, m.Sequence)
-}
-
-// A batch's messages are looked up and remembered a run at a time, the run
-// of consecutive items from one partition under one lock: each lookup is a
-// cache miss, and a lock between two lookups (a full fence on amd64) keeps
-// the second from starting before the first has ended.
-
-// storedRun sets seqs[i], oks[i] to what stored(items[i].msg) returns.
-func (r *recent) storedRun(items []*item, seqs []int64, oks []bool) {
-	if r == nil {
-		clear(oks)
-		return
-	}
-	var keys [maxBatch]recentKey
-	var hashes [maxBatch]uint64
-	for lo := 0; lo < len(items); lo += maxBatch {
-		run := items[lo:min(lo+maxBatch, len(items))]
-		for i, it := range run {
-			var ok bool
-			if keys[i], ok = recentKeyOf(it.msg); ok {
-				hashes[i] = recentHash(&keys[i])
-			} else {
-				keys[i][0] = 0 // no valid key: not remembered
-			}
-		}
-		r.mu.Lock()
-		for i := range run {
-			seqs[lo+i], oks[lo+i] = 0, false
-			if keys[i][0] != 0 {
-				seqs[lo+i], oks[lo+i] = r.storedLocked(&keys[i], hashes[i])
-			}
-		}
-		r.mu.Unlock()
-	}
-}
-
-// rememberRun remembers the messages of items whose res is Applied or
-// Superseded.
-func (r *recent) rememberRun(items []*item, res []postflight.WriteResult) {
-	if r == nil {
-		return
-	}
-	var keys [maxBatch]recentKey
-	var hashes [maxBatch]uint64
-	for lo := 0; lo < len(items); lo += maxBatch {
-		run := items[lo:min(lo+maxBatch, len(items))]
-		for i, it := range run {
-			keys[i][0] = 0
-			if o := res[lo+i].Outcome; o != postflight.Applied && o != postflight.Superseded {
-				continue
-			}
-			var ok bool
-			if keys[i], ok = recentKeyOf(it.msg); ok {
-				hashes[i] = recentHash(&keys[i])
-			} else {
-				keys[i][0] = 0
-			}
-		}
-		r.mu.Lock()
-		for i, it := range run {
-			if keys[i][0] != 0 {
-				r.rememberLocked(&keys[i], hashes[i], it.msg.Sequence)
-			}
-		}
-		r.mu.Unlock()
-	}
-}
-
-// runs calls f for each run batch[lo:hi] of consecutive items from one
-// partition (one memory).
-func runs(batch []*item, f func(r *recent, lo, hi int)) {
-	for lo := 0; lo < len(batch); {
-		r, hi := batch[lo].memory(), lo+1
-		for hi < len(batch) && batch[hi].memory() == r {
-			hi++
-		}
-		f(r, lo, hi)
-		lo = hi
-	}
-}
-
-func (r *recent) storedLocked(k *recentKey, h uint64) (int64, bool) {
-	if s := r.cur.find(k, h); s != nil && s.key == *k {
-		return s.seq, true
-	}
-	if s := r.prev.find(k, h); s != nil && s.key == *k {
-		return s.seq, true
-	}
-	return 0, false
-}
-
-func (r *recent) rememberLocked(k *recentKey, h uint64, seq int64) {
 	// The older generation is not consulted: stored reads the current one
 	// first, and a lower bound lower than need be is still a lower bound.
-	s := r.cur.find(k, h)
-	if s != nil && s.key == *k {
+	seq := m.Sequence
+	s := r.cur.find(&k, h)
+	if s != nil && s.key == k {
 		s.seq = max(s.seq, seq)
 		return
 	}
@@ -226,9 +140,9 @@ func (r *recent) rememberLocked(k *recentKey, h uint64, seq int64) {
 		// older one, and the older one's table, emptied, the current.
 		r.prev, r.cur = r.cur, r.prev
 		r.cur.reset(r.half)
-		s = r.cur.find(k, h)
+		s = r.cur.find(&k, h)
 	}
-	*s = recentSlot{key: *k, seq: seq}
+	*s = recentSlot{key: k, seq: seq}
 	r.cur.n++
 }
 
@@ -323,20 +237,12 @@ func (it *item) memory() *recent {
 // sequence the store is known to hold already or exceed (Superseded), marks
 // those it is known to hold (item.stored), and returns the rest.
 func (s *Service) settleKnown(ctx context.Context, batch []*item) []*item {
-	var seqBuf [maxBatch]int64
-	var okBuf [maxBatch]bool
-	seqs, oks := seqBuf[:], okBuf[:]
-	if len(batch) > maxBatch {
-		seqs, oks = make([]int64, len(batch)), make([]bool, len(batch))
-	}
-	runs(batch, func(r *recent, lo, hi int) { r.storedRun(batch[lo:hi], seqs[lo:hi], oks[lo:hi]) })
 	keep := batch[:0]
-	for i, it := range batch {
-		seq, ok := seqs[i], oks[i]
+	for _, it := range batch {
+		seq, ok := it.memory().stored(it.msg)
 		switch {
 		case ok && seq >= it.msg.Sequence:
 			s.m.n.knownSuperseded.Add(int64(len(it.tickets)))
-			it.memory().remember(it.msg)
 			s.finish(ctx, it, postflight.WriteResult{Outcome: postflight.Superseded})
 		default:
 			if it.stored = ok; ok {

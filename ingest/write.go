@@ -85,7 +85,6 @@ func (s *Service) writeBatch(ctx context.Context, batch []*item) {
 			s.m.retries.Add(ctx, int64(len(batch)), s.m.retryOpen...)
 			continue // nothing was sent
 		}
-		runs(batch, func(r *recent, lo, hi int) { r.rememberRun(batch[lo:hi], res[lo:hi]) })
 		throttled := false
 		var refused error // DynamoDB refused this process (Misconfigured)
 		keep := batch[:0]
@@ -124,9 +123,11 @@ func (s *Service) writeBatch(ctx context.Context, batch []*item) {
 
 // finish settles a written item: a rejected one goes to the dead-letter
 // topic first; its records (and those of a pending version it made
-// redundant) are then done. The caller has remembered it (recent.go) if the
-// store holds it.
+// redundant) are then done.
 func (s *Service) finish(ctx context.Context, it *item, r postflight.WriteResult) {
+	if r.Outcome == postflight.Applied || r.Outcome == postflight.Superseded {
+		it.memory().remember(it.msg)
+	}
 	s.m.n.outcomes[r.Outcome].Add(int64(len(it.tickets)))
 	if r.Outcome == postflight.Applied {
 		s.m.observeFreshness(time.Now(), it)
