@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"hash/maphash"
 	"sync"
 
 	"github.com/postflight/postflight"
@@ -29,15 +28,15 @@ import (
 //
 // Bounds: at most Config.RecentPerPartition messages per partition (default
 // 32,768), in two generations of half that each: when the current one is
-// full the older is dropped. Each generation is an open-addressing table
-// (recentTable) of 48-byte slots (a 33-byte key and the sequence), a power
-// of two of them at most 3/4 full: ~96 bytes per message, so the default is
-// 3 MB per partition held, allocated as the generations fill. It should
-// cover the time from a message's first stored state to its later events (a
-// read receipt): 32,768 messages are a minute at ~550 messages/s per
-// partition. The memory belongs to the partition's claim: a rebalance drops
-// it with the claim, and the partition's next owner starts empty (its first
-// event per message pays one failed INSERT, as before this memory existed).
+// full the older is dropped. Measured, the two full generations take ~110
+// bytes per message (a 33-byte key and the sequence in 48-byte slots, map
+// groups rounded up to a power of two), so the default is ~3.5 MB per
+// partition held. It should cover the time from a message's first stored
+// state to its later events (a read receipt): 32,768 messages are a minute
+// at ~550 messages/s per partition. The memory belongs
+// to the partition's claim: a rebalance drops it with the claim, and the
+// partition's next owner starts empty (its first event per message pays one
+// failed INSERT, as before this memory existed).
 
 // recentKey is a message's identity in 33 bytes: the SID's first letter (S
 // or M), then the SID's and the account's 16 bytes (both are validated
@@ -82,7 +81,7 @@ type recent struct {
 	half int // entries per generation
 
 	mu        sync.Mutex
-	cur, prev recentTable
+	cur, prev map[recentKey]int64
 }
 
 // newRecent returns a memory of at most n messages, or nil (which remembers
@@ -91,7 +90,7 @@ func newRecent(n int) *recent {
 	if n < 2 {
 		return nil
 	}
-	return &recent{half: n / 2}
+	return &recent{half: n / 2, cur: make(map[recentKey]int64)}
 }
 
 // stored returns the remembered lower bound of m's stored sequence.
@@ -103,16 +102,13 @@ func (r *recent) stored(m *postflight.Message) (int64, bool) {
 	if !ok {
 		return 0, false
 	}
-	h := recentHash(&k)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if s := r.cur.find(&k, h); s != nil && s.key == k {
-		return s.seq, true
+	if seq, ok := r.cur[k]; ok {
+		return seq, true
 	}
-	if s := r.prev.find(&k, h); s != nil && s.key == k {
-		return s.seq, true
-	}
-	return 0, false
+	seq, ok := r.prev[k]
+	return seq, ok
 }
 
 // remember records that the store holds m with at least m's sequence.
@@ -124,92 +120,28 @@ func (r *recent) remember(m *postflight.Message) {
 	if !ok {
 		return
 	}
-	h := recentHash(&k)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	// The older generation is not consulted: stored reads the current one
 	// first, and a lower bound lower than need be is still a lower bound.
 	seq := m.Sequence
-	s := r.cur.find(&k, h)
-	if s != nil && s.key == k {
-		s.seq = max(s.seq, seq)
+	if old, ok := r.cur[k]; ok {
+		r.cur[k] = max(old, seq)
 		return
 	}
-	if s == nil || r.cur.n >= r.half {
-		// Full (or not made yet): the current generation becomes the
-		// older one, and the older one's table, emptied, the current.
-		r.prev, r.cur = r.cur, r.prev
-		r.cur.reset(r.half)
-		s = r.cur.find(&k, h)
+	if len(r.cur) >= r.half {
+		r.prev, r.cur = r.cur, make(map[recentKey]int64, r.half)
 	}
-	*s = recentSlot{key: k, seq: seq}
-	r.cur.n++
-}
-
-// recentTable is one generation: open addressing, linear probing, no
-// deletes (a generation is emptied as a whole). A Go map did the same with
-// a directory, a table and a group per lookup, and grew by rehashing as the
-// generation filled: with the memory far larger than the caches, each
-// lookup or insert was two or three cache misses, ~7 % of a record's CPU on
-// all-new messages. Here a lookup is one probe of adjacent slots.
-type recentTable struct {
-	slots []recentSlot // len a power of two, or 0
-	n     int          // slots used
-}
-
-// recentSlot is a slot of a recentTable; the zero key marks it empty (a
-// real key starts with 'S' or 'M').
-type recentSlot struct {
-	key recentKey
-	seq int64
-}
-
-// recentSeed seeds the tables' hash: one per process is enough, the keys
-// are not chosen by an adversary who can see the lookups' cost.
-var recentSeed = maphash.MakeSeed()
-
-func recentHash(k *recentKey) uint64 { return maphash.Bytes(recentSeed, k[:]) }
-
-// find returns k's slot, or the empty slot where k would go, or nil if the
-// table has no slots.
-func (t *recentTable) find(k *recentKey, h uint64) *recentSlot {
-	if len(t.slots) == 0 {
-		return nil
-	}
-	mask := uint64(len(t.slots) - 1)
-	for i := h & mask; ; i = (i + 1) & mask {
-		s := &t.slots[i]
-		if s.key == *k || s.key[0] == 0 {
-			return s
-		}
-	}
-}
-
-// reset empties t, sized for half entries at most 3/4 full.
-func (t *recentTable) reset(half int) {
-	size := 8
-	for size*3 < half*4 {
-		size *= 2
-	}
-	if len(t.slots) == size {
-		clear(t.slots)
-	} else {
-		t.slots = make([]recentSlot, size)
-	}
-	t.n = 0
+	r.cur[k] = seq
 }
 
 // len returns how many messages are remembered (tests).
 func (r *recent) len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	n := r.cur.n
-	for i := range r.prev.slots {
-		s := &r.prev.slots[i]
-		if s.key[0] == 0 {
-			continue
-		}
-		if c := r.cur.find(&s.key, recentHash(&s.key)); c == nil || c.key != s.key {
+	n := len(r.cur)
+	for k := range r.prev {
+		if _, dup := r.cur[k]; !dup {
 			n++
 		}
 	}

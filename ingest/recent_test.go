@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/postflight/postflight"
@@ -60,43 +59,5 @@ func TestRecentKeepsTheHighestSequenceWithinItsBound(t *testing.T) {
 	none.remember(a)
 	if _, ok := none.stored(a); ok {
 		t.Fatal("a disabled memory remembers")
-	}
-}
-
-// The open-addressing generations remember exactly what two generations of
-// Go maps (the implementation they replaced, kept here as the model) do,
-// over random remembers and lookups with keys met again and again.
-func TestRecentMatchesMapGenerations(t *testing.T) {
-	type model struct {
-		half      int
-		cur, prev map[recentKey]int64
-	}
-	for _, n := range []int{2, 8, 100, 1000} {
-		r := newRecent(n)
-		m := model{half: n / 2, cur: map[recentKey]int64{}}
-		rng := rand.New(rand.NewPCG(uint64(n), 1))
-		for range 20 * n {
-			msg := recentMsg(rng.IntN(3*n), rng.Int64N(100))
-			k, _ := recentKeyOf(msg)
-			if rng.IntN(2) == 0 {
-				r.remember(msg)
-				if old, ok := m.cur[k]; ok {
-					m.cur[k] = max(old, msg.Sequence)
-					continue
-				}
-				if len(m.cur) >= m.half {
-					m.prev, m.cur = m.cur, map[recentKey]int64{}
-				}
-				m.cur[k] = msg.Sequence
-				continue
-			}
-			want, wok := m.cur[k]
-			if !wok {
-				want, wok = m.prev[k]
-			}
-			if got, ok := r.stored(msg); ok != wok || got != want {
-				t.Fatalf("n=%d: stored(%s) = %d, %v; the maps say %d, %v", n, msg.SID, got, ok, want, wok)
-			}
-		}
 	}
 }
