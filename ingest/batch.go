@@ -98,7 +98,8 @@ func (b *batcher) add(ctx context.Context, it *item) error {
 		b.mu.Lock()
 	}
 	defer b.mu.Unlock()
-	cur := b.msgs[it.key]
+	fl := b.msgs[it.key] // one lookup: the map is as large as the pending buffer, each lookup a cache miss
+	cur := fl
 	if cur != nil && cur.inflight {
 		cur = cur.next
 	}
@@ -115,7 +116,7 @@ func (b *batcher) add(ctx context.Context, it *item) error {
 		return nil
 	}
 	b.bytes += it.size
-	if fl := b.msgs[it.key]; fl != nil { // in flight: it waits
+	if fl != nil { // in flight: it waits
 		fl.next = it
 	} else {
 		b.msgs[it.key] = it

@@ -8,7 +8,6 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/cenkalti/backoff/v5"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -139,7 +138,7 @@ func (s *Service) consume(ctx context.Context, tr *tracker, rec *sarama.Consumer
 			}
 		}
 		if de != nil {
-			s.m.records.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "dead_letter"), attribute.String("stage", de.Stage)))
+			s.m.n.deadLettered(de.Stage)
 			if !s.dlq.send(ctx, tk, de.Error()) {
 				return abandon()
 			}
@@ -147,11 +146,11 @@ func (s *Service) consume(ctx context.Context, tr *tracker, rec *sarama.Consumer
 		}
 	}
 	if decide(&ev) == skipNonFinal {
-		s.m.records.Add(ctx, 1, s.m.nonFinal...)
+		s.m.n.nonFinal.Add(1)
 		tk.finish()
 		return nil
 	}
-	s.m.records.Add(ctx, 1, s.m.final...)
+	s.m.n.final.Add(1)
 	m := ev.Message()
 	if err := s.batcher.add(ctx, newItem(&m, tk, approxSize(rec))); err != nil {
 		return abandon()

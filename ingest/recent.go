@@ -174,11 +174,11 @@ func (s *Service) settleKnown(ctx context.Context, batch []*item) []*item {
 		seq, ok := it.memory().stored(it.msg)
 		switch {
 		case ok && seq >= it.msg.Sequence:
-			s.m.knownSuperseded.Add(ctx, int64(len(it.tickets)))
+			s.m.n.knownSuperseded.Add(int64(len(it.tickets)))
 			s.finish(ctx, it, postflight.WriteResult{Outcome: postflight.Superseded})
 		default:
 			if it.stored = ok; ok {
-				s.m.knownStored.Add(ctx, 1)
+				s.m.n.knownStored.Add(1)
 			}
 			keep = append(keep, it)
 		}

@@ -128,9 +128,9 @@ func (s *Service) finish(ctx context.Context, it *item, r postflight.WriteResult
 	if r.Outcome == postflight.Applied || r.Outcome == postflight.Superseded {
 		it.memory().remember(it.msg)
 	}
-	s.m.outcomes.Add(ctx, int64(len(it.tickets)), s.m.byOutcome[r.Outcome]...)
+	s.m.n.outcomes[r.Outcome].Add(int64(len(it.tickets)))
 	if r.Outcome == postflight.Applied {
-		s.m.observeFreshness(ctx, time.Now(), it)
+		s.m.observeFreshness(time.Now(), it)
 	}
 	if r.Outcome == postflight.Rejected {
 		reason := "dynamodb rejected the item: " + errString(r.Err)
@@ -145,7 +145,7 @@ func (s *Service) finish(ctx context.Context, it *item, r postflight.WriteResult
 		}
 	}
 	if sup := s.batcher.done(it, r.Outcome == postflight.Applied); sup != nil {
-		s.m.outcomes.Add(ctx, int64(len(sup.tickets)), s.m.byOutcome[postflight.Superseded]...)
+		s.m.n.outcomes[postflight.Superseded].Add(int64(len(sup.tickets)))
 		for _, tk := range sup.tickets {
 			tk.finish()
 		}

@@ -208,7 +208,7 @@ func (b *batchSender) do(ctx context.Context, body []byte) (*batchOutput, error)
 		}
 	}
 	var out batchOutput
-	if err := json.Unmarshal(payload, &out); err != nil {
+	if err := decodeBatchOutput(payload, &out); err != nil {
 		return nil, &smithy.DeserializationError{Err: err, Snapshot: payload}
 	}
 	return &out, nil
