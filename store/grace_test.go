@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/postflight/postflight"
+	"github.com/postflight/postflight/internal/faultproxy"
 	"github.com/postflight/postflight/internal/testenv"
 	"github.com/postflight/postflight/keydesign"
 	"github.com/postflight/postflight/store"
@@ -298,5 +299,127 @@ func TestLowerThenRaiseKeepsTheLowerPolicysHorizon(t *testing.T) {
 	}
 	if _, err := s.Get(ctx, acc, inside.SID); err != nil {
 		t.Errorf("a record inside the lower policy: %v", err)
+	}
+}
+
+// A raise's job that cannot make progress (every write of its pages fails)
+// shows: the stalled gauge counts the time since the job became due, per
+// account, and the headroom keeps falling with the clock instead of reading
+// the full grace between attempts. Before, each failed page reset the
+// headroom to the grace, so PostflightRetentionHeadroomLow could never fire
+// for a job that was failing, and a job nobody ran raised nothing at all.
+func TestStalledJobShows(t *testing.T) {
+	ep := testenv.DynamoDBEndpoint(t)
+	px, err := faultproxy.Start(ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = px.Close() })
+	start := time.Now().UTC().Truncate(time.Millisecond)
+	var offset atomic.Int64
+	now := func() time.Time { return start.Add(time.Duration(offset.Load())) }
+	reader := sdkmetric.NewManualReader()
+	s := openStore(t, testenv.DynamoDBClient(t, px.URL()), store.Config{Now: now,
+		Restamp: store.RestampConfig{Delay: time.Millisecond, Rate: -1, Poll: 100 * time.Millisecond}},
+		nil, sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
+	ctx := context.Background()
+	acc := sid("AC")
+	if _, err := s.SetRetention(ctx, acc, 30); err != nil {
+		t.Fatal(err)
+	}
+	near := msg(acc, 1, postflight.StatusDelivered, start.Add(-30*day+30*time.Minute))
+	wantOutcomes(t, write(t, s, near), postflight.Applied)
+	if _, err := s.SetRetention(ctx, acc, 60); err != nil {
+		t.Fatal(err)
+	}
+	// Every re-stamp write fails from now on.
+	px.Inject(faultproxy.Fault{Kind: faultproxy.InternalError, Ops: []string{"BatchExecuteStatement"}})
+	t.Cleanup(px.Heal)
+	runStore(t, s)
+	offset.Store(int64(time.Minute)) // the job is due (the store's clock)
+	waitFor(t, 30*time.Second, "a failed re-stamp page", func() bool { return px.Faulted(faultproxy.InternalError) > 0 })
+
+	offset.Store(int64(2 * time.Hour))
+	if st := gaugeOf(t, reader, "postflight.store.retention.stalled", acc); !(st >= (2*time.Hour).Seconds()-60) {
+		t.Errorf("stalled %v s two hours after the job became due, want about 7200", st)
+	}
+	// near's old x is its date_created + 30 days + the grace: 2 days and
+	// 30 minutes after start, 2 days less 90 minutes from now.
+	want := (2*day - 90*time.Minute).Seconds()
+	if h := gauge(t, reader, "postflight.store.retention.headroom"); math.Abs(h-want) > 60 {
+		t.Errorf("headroom %v s while the job fails, want %v (falling with the clock, not the grace)", h, want)
+	}
+	px.Heal()
+	waitFor(t, 30*time.Second, "the re-stamp job once DynamoDB takes writes again", func() bool { return jobDone(t, s, acc) })
+	waitFor(t, 10*time.Second, "the stalled series to go", func() bool {
+		return math.IsNaN(gaugeOf(t, reader, "postflight.store.retention.stalled", acc))
+	})
+}
+
+// gaugeOf returns the value of a float64 gauge's point for account (NaN if
+// there is none).
+func gaugeOf(t *testing.T, reader *sdkmetric.ManualReader, name, account string) float64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if g, ok := m.Data.(metricdata.Gauge[float64]); ok && m.Name == name {
+				for _, dp := range g.DataPoints {
+					if v, ok := dp.Attributes.Value("account"); ok && v.AsString() == account {
+						return dp.Value
+					}
+				}
+			}
+		}
+	}
+	return math.NaN()
+}
+
+// Lowering the retention by less than the grace extends records written
+// before the grace (their x was date_created + the old days), including
+// ones the new policy already hides: those are not at risk, so they count
+// neither as late nor toward the headroom. Before, the one here (its old x
+// passed, hidden by the lower policy) was counted late and paged.
+func TestSmallLoweringOfPreGraceRecordsIsNotLate(t *testing.T) {
+	ep := testenv.DynamoDBEndpoint(t)
+	db := testenv.DynamoDBClient(t, ep)
+	start := time.Now().UTC().Truncate(time.Millisecond)
+	var offset atomic.Int64
+	now := func() time.Time { return start.Add(time.Duration(offset.Load())) }
+	reader := sdkmetric.NewManualReader()
+	s := openStore(t, db, store.Config{Now: now,
+		Restamp: store.RestampConfig{Delay: time.Millisecond, Rate: -1}}, nil, sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
+	table := s.Config().Table
+	ctx := context.Background()
+	acc := sid("AC")
+	if _, err := s.SetRetention(ctx, acc, 30); err != nil {
+		t.Fatal(err)
+	}
+	old := msg(acc, 1, postflight.StatusDelivered, start.Add(-30*day+10*time.Minute))
+	wantOutcomes(t, write(t, s, old), postflight.Applied)
+	_, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: &table, // as the release before the grace wrote it
+		Key: map[string]types.AttributeValue{
+			keydesign.AttrPK: &types.AttributeValueMemberS{Value: old.SID}, keydesign.AttrSK: &types.AttributeValueMemberS{Value: acc},
+		},
+		UpdateExpression:          aws.String("SET x = :x"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":x": &types.AttributeValueMemberN{Value: strconv.FormatInt(old.DateCreated.Add(30*day).Unix(), 10)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetRetention(ctx, acc, 29); err != nil {
+		t.Fatal(err)
+	}
+	offset.Store(int64(time.Hour)) // its old x passed 50 minutes ago; TTL has not swept it
+	runStore(t, s)
+	waitFor(t, 30*time.Second, "the re-stamp job", func() bool { return jobDone(t, s, acc) })
+	if n := counter(t, reader, "postflight.store.retention.late"); n != 0 {
+		t.Errorf("%d records counted late; the only one extended is hidden by the new policy", n)
+	}
+	if h := gauge(t, reader, "postflight.store.retention.headroom"); h != store.TTLGrace.Seconds() {
+		t.Errorf("headroom %v, want the grace %v", h, store.TTLGrace.Seconds())
 	}
 }

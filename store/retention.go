@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -183,6 +184,7 @@ type restampJob struct {
 	Done  int64  `json:"done,omitempty"`  // items re-stamped so far
 	Owner string `json:"owner,omitempty"` // process holding the lease
 	Lease int64  `json:"lease,omitempty"` // unix ms the lease ends
+	At    int64  `json:"at,omitempty"`    // unix ms of the last checkpoint that moved Upto on
 }
 
 // restamper runs the re-stamp jobs of its Store (see Store.Run).
@@ -197,11 +199,20 @@ type restamper struct {
 	scanned metric.Int64Counter
 	jobs    metric.Int64Counter
 	late    metric.Int64Counter
-	// headroom is the last page's smallest old x minus now, in seconds, of
-	// the records it extended (math.Float64bits); NaN: no job of this
-	// process is extending records, and the gauge reads ttlGrace (nothing
-	// it knows of expires sooner than that after a raise).
-	headroom atomic.Uint64
+	// nearest is the smallest old x (unix s, math.Float64bits) of the
+	// records the last page that extended any extended; the headroom gauge
+	// reads it minus now, so a job that stops making progress shows its
+	// headroom falling. NaN: no job of this process is extending records,
+	// and the gauge reads ttlGrace (nothing it knows of expires sooner than
+	// that after a raise). It is reset when the job ends or is lost, not
+	// when a page fails.
+	nearest atomic.Uint64
+
+	// seen is every pending job as this process last saw it (pass lists
+	// them all, its own checkpoints update it): the stalled gauge.
+	seenMu sync.Mutex
+	seen   map[string]seenJob
+	sawAt  time.Time // when pass (or a long job, every Poll) last listed them
 }
 
 // restampBatch is the most statements of one BatchExecuteStatement.
@@ -231,21 +242,94 @@ func (r *restamper) init(s *Store, m metric.Meter) error {
 		return err
 	}
 	r.late.Add(context.Background(), 0) // served from the start, for alerts
-	r.setHeadroom(math.NaN())
+	r.setNearest(math.NaN())
 	_, err = m.Float64ObservableGauge("postflight.store.retention.headroom", metric.WithUnit("s"),
-		metric.WithDescription("While this process's retention job extends records: the time left before the old expiry of the nearest one of its last page; the TTL grace (2 days) otherwise."),
+		metric.WithDescription("While this process's retention job extends records: the time left before the old expiry of the nearest one of its last page that extended any (falling while the job makes no progress); the TTL grace (2 days) otherwise."),
 		metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
-			h := math.Float64frombits(r.headroom.Load())
-			if math.IsNaN(h) {
-				h = ttlGrace.Seconds()
+			h := ttlGrace.Seconds()
+			if x := math.Float64frombits(r.nearest.Load()); !math.IsNaN(x) {
+				h = x - float64(s.cfg.Now().UnixMilli())/1e3
 			}
 			o.Observe(h)
+			return nil
+		}))
+	if err != nil {
+		return err
+	}
+	_, err = m.Float64ObservableGauge("postflight.store.retention.stalled", metric.WithUnit("s"),
+		metric.WithDescription("Per account with a retention re-stamp job: how long since the job last checkpointed progress (or became due; 0 until then), as this process last saw it. The minimum over processes is the truth: one running another long job sees others' progress late."),
+		metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
+			now := s.cfg.Now()
+			r.seenMu.Lock()
+			defer r.seenMu.Unlock()
+			for account, j := range r.seen {
+				if now.Before(j.due) { // not yet due: not stalled
+					o.Observe(0, metric.WithAttributes(attribute.String("account", account)))
+					continue
+				}
+				since := j.due
+				if j.progress.After(since) {
+					since = j.progress
+				}
+				o.Observe(now.Sub(since).Seconds(), metric.WithAttributes(attribute.String("account", account)))
+			}
 			return nil
 		}))
 	return err
 }
 
-func (r *restamper) setHeadroom(h float64) { r.headroom.Store(math.Float64bits(h)) }
+func (r *restamper) setNearest(x float64) { r.nearest.Store(math.Float64bits(x)) }
+
+// seenJob is what the stalled gauge knows of a pending job.
+type seenJob struct {
+	due      time.Time // the change plus Delay: when the job may start
+	progress time.Time // its last checkpoint that moved it on (zero: none)
+}
+
+// saw records the jobs pass listed: every pending job, none other.
+func (r *restamper) saw(jobs []pending) {
+	seen := make(map[string]seenJob, len(jobs))
+	for _, p := range jobs {
+		j := seenJob{due: time.UnixMilli(p.job.Since).Add(r.cfg.Delay)}
+		if p.job.At > 0 {
+			j.progress = time.UnixMilli(p.job.At)
+		}
+		seen[p.account] = j
+	}
+	r.seenMu.Lock()
+	r.seen, r.sawAt = seen, time.Now()
+	r.seenMu.Unlock()
+}
+
+// look lists the pending jobs again if Poll has passed since the last
+// listing: a job that runs for hours must not leave this process's view of
+// the others' progress hours old.
+func (r *restamper) look(ctx context.Context) {
+	r.seenMu.Lock()
+	last := r.sawAt
+	r.seenMu.Unlock()
+	if time.Since(last) < r.cfg.Poll {
+		return
+	}
+	if jobs, err := r.pending(ctx); err == nil {
+		r.saw(jobs)
+	}
+}
+
+// progressed records a checkpoint of this process that moved account's
+// job on (at), or with at zero that the job is done.
+func (r *restamper) progressed(account string, at time.Time) {
+	r.seenMu.Lock()
+	defer r.seenMu.Unlock()
+	if at.IsZero() {
+		delete(r.seen, account)
+		return
+	}
+	if j, ok := r.seen[account]; ok {
+		j.progress = at
+		r.seen[account] = j
+	}
+}
 
 // newJob returns the rs value SetRetention stores with a policy change.
 func (r *restamper) newJob(days int) string {
@@ -296,6 +380,7 @@ func (r *restamper) pass(ctx context.Context) time.Duration {
 		}
 		return min(r.cfg.Poll, 5*time.Second)
 	}
+	r.saw(jobs)
 	wait := r.cfg.Poll
 	for _, p := range jobs {
 		now := r.s.cfg.Now()
@@ -370,7 +455,14 @@ func (r *restamper) runJob(ctx context.Context, p pending) (err error) {
 	j.Shard, j.After = 0, ""
 	resumed := j.Upto != ""
 	j.Owner, j.Lease = r.owner, s.cfg.Now().Add(r.cfg.Lease).UnixMilli()
-	defer r.setHeadroom(math.NaN())
+	defer func() {
+		// Runs after the deferred handler below, which makes a lost job
+		// nil: a failed job keeps its last nearest expiry, so its headroom
+		// keeps falling while it is retried.
+		if err == nil {
+			r.setNearest(math.NaN())
+		}
+	}()
 	log := s.log.With("account", p.account, "days", j.Days)
 	claimed := false
 	defer func() {
@@ -417,15 +509,19 @@ func (r *restamper) runJob(ctx context.Context, p pending) (err error) {
 		}
 		j.Done += int64(n)
 		j.Upto = upto
-		j.Lease = s.cfg.Now().Add(r.cfg.Lease).UnixMilli()
+		now := s.cfg.Now()
+		j.Lease, j.At = now.Add(r.cfg.Lease).UnixMilli(), now.UnixMilli()
 		if err := r.checkpoint(ctx, &p, j); err != nil {
 			return err
 		}
+		r.progressed(p.account, now)
+		r.look(ctx)
 		log.Debug("retention re-stamp checkpoint", "upto", j.Upto, "done", j.Done)
 	}
 	if err := r.finish(ctx, p); err != nil {
 		return err
 	}
+	r.progressed(p.account, time.Time{})
 	r.jobs.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "done")))
 	log.Info("retention re-stamp done", "restamped", j.Done, "took", time.Since(start).Round(time.Millisecond))
 	return nil
@@ -503,7 +599,7 @@ func (r *restamper) page(ctx context.Context, p *pending, j restampJob, acc Acco
 		upto = idx(items[len(items)-1])
 	}
 	now := s.cfg.Now().Unix()
-	headroom := math.Inf(1)
+	nearest := math.Inf(1) // the smallest old x of the records extended
 	late := 0
 	var stmts []types.BatchStatementRequest
 	for _, item := range items {
@@ -530,8 +626,12 @@ func (r *restamper) page(ctx context.Context, p *pending, j restampJob, acc Acco
 		switch {
 		case hasX && x == want:
 			continue
-		case hasX && x < want: // extended: was it still there in time?
-			headroom = min(headroom, float64(x-now))
+		case hasX && x < want && created.Add(days(j.Days)).Unix() > now:
+			// Extended, and shown by the new policy: was it still there
+			// in time? (One the new policy hides is not at risk: a
+			// lowering by less than the grace extends records written
+			// before the grace, which it hides.)
+			nearest = min(nearest, float64(x))
 			if x <= now {
 				late++
 			}
@@ -543,10 +643,9 @@ func (r *restamper) page(ctx context.Context, p *pending, j restampJob, acc Acco
 		})
 	}
 	r.scanned.Add(ctx, int64(len(items)))
-	if math.IsInf(headroom, 1) {
-		headroom = math.NaN() // nothing extended: nothing at risk
-	}
-	r.setHeadroom(headroom)
+	if !math.IsInf(nearest, 1) {
+		r.setNearest(nearest)
+	} // else nothing extended, nothing at risk: the last value stands until the job ends
 	if late > 0 {
 		r.late.Add(ctx, int64(late))
 		s.log.Warn("retention re-stamp reached records after their old expiry: TTL may have deleted some first",

@@ -53,10 +53,24 @@ func TestDeployMetricNamesExist(t *testing.T) {
 	eventually(t, time.Minute, "message stored", func() bool {
 		return s.get(t, testToken, "/v1/accounts/"+account+"/messages/"+sid, nil) == http.StatusOK
 	})
+	// A retention change: its re-stamp job is pending (not due for two
+	// config refreshes), which is when the stalled gauge has a series.
+	req, _ := http.NewRequest(http.MethodPut, s.api+"/v1/accounts/"+account+"/retention", strings.NewReader(`{"days":30}`))
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT retention: %d", resp.StatusCode)
+	}
 	have := map[string]bool{}
-	eventually(t, time.Minute, "freshness observed", func() bool {
+	eventually(t, time.Minute, "freshness observed and the retention job seen", func() bool {
 		have = scrape(t, s.api+"/metrics")
-		return have["postflight_ingest_event_age_seconds_bucket"] && have["postflight_ingest_delay_seconds_bucket"]
+		return have["postflight_ingest_event_age_seconds_bucket"] && have["postflight_ingest_delay_seconds_bucket"] &&
+			have["postflight_store_retention_stalled_seconds"]
 	})
 	var missing []string
 	for _, w := range want {
