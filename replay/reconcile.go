@@ -269,6 +269,13 @@ func (rc *reconciler) compare(ctx context.Context, w map[store.Key]*expect, part
 	return nil
 }
 
+// expired reports whether a message of account created at created is past
+// the account's retention at now or below its retention floor.
+func (rc *reconciler) expired(account string, created, now time.Time) bool {
+	acc := rc.st.Account(account)
+	return !created.Add(time.Duration(acc.RetentionDays)*24*time.Hour).After(now) || created.Before(acc.RetentionFloor)
+}
+
 // judge compares one message and records the verdict.
 func (rc *reconciler) judge(s store.State, e *expect, partition int32, now time.Time) error {
 	rep := rc.rep
@@ -289,14 +296,12 @@ func (rc *reconciler) judge(s store.State, e *expect, partition int32, now time.
 			rep.Tombstoned.Add(1)
 		}
 		rc.mu.Unlock()
+	case e.final >= 0 && (!s.Found || s.Sequence < e.final) && rc.expired(s.Account, e.created, now):
+		// Missing or stale, but past the retention or below its floor (a
+		// retention raise's): reads hide it, TTL removes it, and replay
+		// refuses its events, so --repair could never mend it.
+		rep.Expired.Add(1)
 	case e.final >= 0 && !s.Found:
-		// Past the retention, or below its floor (a retention raise's: TTL
-		// may have removed it, reads hide it, replay refuses its events).
-		acc := rc.st.Account(s.Account)
-		if !e.created.Add(time.Duration(acc.RetentionDays)*24*time.Hour).After(now) || e.created.Before(acc.RetentionFloor) {
-			rep.Expired.Add(1)
-			return nil
-		}
 		rep.streamDigest.Add(digest(s.Key, e.final))
 		return rc.report(Difference{Kind: Missing, AccountSID: s.Account, MessageSID: s.SID, Expected: seq(e.final), Source: source(e.finalOff)}, &rep.Missing)
 	case e.final >= 0 && s.Sequence < e.final:

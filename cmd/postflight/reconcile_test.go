@@ -58,8 +58,9 @@ func TestReconcile(t *testing.T) {
 	}
 	neverFinal := randomSID("SM")
 	first = append(first, record(t, newEvent(account, neverFinal, 2, postflight.StatusSending, created), 2))
-	belowFloor := randomSID("SM")
-	last = append(last, record(t, newEvent(account, belowFloor, 3, postflight.StatusDelivered, created.Add(-40*24*time.Hour)), 2))
+	belowFloor, belowFloorStale := randomSID("SM"), randomSID("SM")
+	last = append(last, record(t, newEvent(account, belowFloor, 3, postflight.StatusDelivered, created.Add(-40*24*time.Hour)), 2),
+		record(t, newEvent(account, belowFloorStale, 3, postflight.StatusDelivered, created.Add(-40*24*time.Hour)), 2))
 	otherAccount := randomSID("AC")
 	first = append(first, record(t, newEvent(otherAccount, randomSID("SM"), 3, postflight.StatusRead, created), 2))
 	produce(t, brokers, append(first, last...)...)
@@ -71,11 +72,26 @@ func TestReconcile(t *testing.T) {
 		return out.String(), errOut.String(), err
 	}
 	out, _, err := cli("replay")
-	if err != nil || !strings.Contains(out, fmt.Sprintf("written        %d", n+2)) {
+	if err != nil || !strings.Contains(out, fmt.Sprintf("written        %d", n+3)) {
 		t.Fatalf("replay: %v\n%s", err, out)
 	}
 
 	deleted, stale, tomb, redacted := sids[0], sids[1], sids[2], sids[3]
+	writeMsg := func(ev *postflight.Event) {
+		m := ev.Message()
+		res := make([]postflight.WriteResult, 1)
+		st.WriteBatch(ctx, []*postflight.Message{&m}, res)
+		if res[0].Outcome != postflight.Applied {
+			t.Fatalf("write %s: %v", ev.MessageSID, res[0])
+		}
+	}
+	// belowFloorStale: stale (an older sequence stored), then below the
+	// floor: hidden, and not something --repair can write again, so it is
+	// expired, not stale (before, it was reported stale on every run).
+	if _, err := st.RemoveRecord(ctx, store.Key{Account: account, SID: belowFloorStale}, 3); err != nil {
+		t.Fatal(err)
+	}
+	writeMsg(newEvent(account, belowFloorStale, 2, postflight.StatusDelivered, created.Add(-40*24*time.Hour)))
 	// 30 days, then 60: the floor is 30 days back, and belowFloor (40 days
 	// old) may be gone: reads hide it, ingest and replay refuse its events.
 	for _, days := range []int{30, 60} {
@@ -94,14 +110,6 @@ func TestReconcile(t *testing.T) {
 	// Stale: removed, then written with an older sequence.
 	if _, err := st.RemoveRecord(ctx, store.Key{Account: account, SID: stale}, 3); err != nil {
 		t.Fatal(err)
-	}
-	writeMsg := func(ev *postflight.Event) {
-		m := ev.Message()
-		res := make([]postflight.WriteResult, 1)
-		st.WriteBatch(ctx, []*postflight.Message{&m}, res)
-		if res[0].Outcome != postflight.Applied {
-			t.Fatalf("write %s: %v", ev.MessageSID, res[0])
-		}
 	}
 	writeMsg(newEvent(account, stale, 2, postflight.StatusDelivered, created))
 	writeMsg(newEvent(account, neverFinal, 2, postflight.StatusDelivered, created))
@@ -154,7 +162,7 @@ func TestReconcile(t *testing.T) {
 	if d := diffs[stale]; d.Expected == nil || *d.Expected != 3 || d.Stored == nil || *d.Stored != 2 {
 		t.Errorf("stale: %+v", d)
 	}
-	if sum.Tombstoned != 1 || sum.Missing != 1 || sum.Stale != 1 || sum.Unexpected != 1 || sum.Expired != 1 || sum.StreamDigest == sum.StoreDigest {
+	if sum.Tombstoned != 1 || sum.Missing != 1 || sum.Stale != 1 || sum.Unexpected != 1 || sum.Expired != 2 || sum.StreamDigest == sum.StoreDigest {
 		t.Errorf("summary %+v", sum)
 	}
 
