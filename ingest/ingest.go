@@ -226,8 +226,8 @@ func New(cfg Config, w Writer, dec *Decoder, log *slog.Logger, mp metric.MeterPr
 // Run consumes until ctx is done, then shuts down in order: stop reading,
 // let every claim drain its records (up to DrainTimeout), commit, and only
 // then stop the writers and the dead-letter producer. It returns nil once
-// stopped by ctx, also when Kafka could not be told (the group left, the
-// last offsets committed): that is logged, and costs only re-reads.
+// stopped by ctx, also when Kafka could not be told (the last commit, the
+// group left): that is logged, and costs only re-reads.
 func (s *Service) Run(ctx context.Context) error {
 	// Writers and the DLQ outlive ctx: the claims drain through them.
 	wctx, stopWriters := context.WithCancel(context.WithoutCancel(ctx))
@@ -244,23 +244,31 @@ func (s *Service) Run(ctx context.Context) error {
 	var err error
 	for ctx.Err() == nil {
 		// Consume returns at every rebalance; call it again.
-		if cerr := s.group.Consume(ctx, []string{s.cfg.Topic}, handler{s}); cerr != nil && ctx.Err() == nil {
-			if errors.Is(cerr, sarama.ErrClosedConsumerGroup) {
-				err = cerr
-				break
-			}
+		cerr := s.group.Consume(ctx, []string{s.cfg.Topic}, handler{s})
+		switch {
+		case cerr == nil:
+		case ctx.Err() != nil:
+			// The session's end (its last commit included) failed while
+			// stopping: the next owner reads those records again.
+			s.log.Warn("stopping: the consumer group session ended with an error; uncommitted records are read again by the next owner (harmless)", "err", cerr)
+		case errors.Is(cerr, sarama.ErrClosedConsumerGroup):
+			err = cerr
+		default:
 			s.log.Warn("consume", "err", cerr)
 			sleep(ctx, time.Second)
 		}
+		if err != nil {
+			break
+		}
 	}
 	stopWriters()
-	// Closing leaves the group and commits the last offsets. If Kafka is
-	// unreachable it cannot, and that is not a failed stop: the next owner
-	// of the partitions reads the uncommitted records again, and the
-	// conditional writes make them harmless. So it is logged, and the stop
-	// stays clean (serve exits 0).
+	// Closing leaves the group. If Kafka is unreachable it cannot, and that
+	// is not a failed stop: the coordinator expires the member after its
+	// session timeout, and the next owner of the partitions reads any
+	// uncommitted records again, which the conditional writes make
+	// harmless. So it is logged, and the stop stays clean (serve exits 0).
 	if cerr := s.group.Close(); cerr != nil { // closes Errors(), ending its reader
-		s.log.Warn("stopping: could not leave the group or commit the last offsets; the next owner reads those records again (harmless)", "err", cerr)
+		s.log.Warn("stopping: could not leave the consumer group; the coordinator expires this member after its session timeout", "err", cerr)
 	}
 	wg.Wait()
 	s.dlq.prod.Close()
