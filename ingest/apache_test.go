@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -125,11 +126,21 @@ func (r *rig) apacheCommits() map[int32]int64 {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(r.t.Context(), 30*time.Second)
 	defer cancel()
-	c, err := r.tryCommits(ctx)
-	if err != nil {
-		r.t.Fatal(err)
+	for {
+		c, err := r.tryCommits(ctx)
+		switch {
+		case err == nil:
+			return c
+		case ctx.Err() != nil || !kerr.IsRetriable(err):
+			r.t.Fatal(err)
+		}
+		// The coordinator still loading or moving (COORDINATOR_NOT_AVAILABLE
+		// right after the broker or the group started): ask again.
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
-	return c
 }
 
 // tryCommits asks the broker (OffsetFetch, every topic of the group) for the
@@ -146,8 +157,8 @@ func (r *rig) tryCommits(ctx context.Context) (map[int32]int64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("offset fetch of group %s: %w", r.group, err)
 	}
-	if resp.ErrorCode != 0 {
-		return nil, fmt.Errorf("offset fetch of group %s: error code %d", r.group, resp.ErrorCode)
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return nil, fmt.Errorf("offset fetch of group %s: %w", r.group, err)
 	}
 	out := map[int32]int64{}
 	for _, t := range resp.Topics {
