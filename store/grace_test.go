@@ -203,17 +203,8 @@ func TestRaiseExtendsRecordsWrittenWithoutGrace(t *testing.T) {
 	near := msg(acc, 1, postflight.StatusDelivered, start.Add(-30*day+30*time.Minute))
 	far := msg(acc, 1, postflight.StatusDelivered, start.Add(-10*day))
 	wantOutcomes(t, write(t, s, near, far), postflight.Applied, postflight.Applied)
-	for _, m := range []*postflight.Message{near, far} { // as the release before the grace wrote them
-		_, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: &table,
-			Key: map[string]types.AttributeValue{
-				keydesign.AttrPK: &types.AttributeValueMemberS{Value: m.SID}, keydesign.AttrSK: &types.AttributeValueMemberS{Value: acc},
-			},
-			UpdateExpression:          aws.String("SET x = :x"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":x": &types.AttributeValueMemberN{Value: strconv.FormatInt(m.DateCreated.Add(30*day).Unix(), 10)}},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, m := range []*postflight.Message{near, far} {
+		withoutGrace(t, db, table, m, 30)
 		if _, err := s.Get(ctx, acc, m.SID); err != nil {
 			t.Fatalf("a record written without the grace: %v", err)
 		}
@@ -400,16 +391,7 @@ func TestSmallLoweringOfPreGraceRecordsIsNotLate(t *testing.T) {
 	}
 	old := msg(acc, 1, postflight.StatusDelivered, start.Add(-30*day+10*time.Minute))
 	wantOutcomes(t, write(t, s, old), postflight.Applied)
-	_, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: &table, // as the release before the grace wrote it
-		Key: map[string]types.AttributeValue{
-			keydesign.AttrPK: &types.AttributeValueMemberS{Value: old.SID}, keydesign.AttrSK: &types.AttributeValueMemberS{Value: acc},
-		},
-		UpdateExpression:          aws.String("SET x = :x"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":x": &types.AttributeValueMemberN{Value: strconv.FormatInt(old.DateCreated.Add(30*day).Unix(), 10)}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	withoutGrace(t, db, table, old, 30)
 	if _, err := s.SetRetention(ctx, acc, 29); err != nil {
 		t.Fatal(err)
 	}
@@ -421,5 +403,23 @@ func TestSmallLoweringOfPreGraceRecordsIsNotLate(t *testing.T) {
 	}
 	if h := gauge(t, reader, "postflight.store.retention.headroom"); h != store.TTLGrace.Seconds() {
 		t.Errorf("headroom %v, want the grace %v", h, store.TTLGrace.Seconds())
+	}
+}
+
+// withoutGrace sets m's TTL as the release before the grace wrote it under
+// a policy of days: date_created + days, no grace.
+func withoutGrace(t *testing.T, db *dynamodb.Client, table string, m *postflight.Message, days int) {
+	t.Helper()
+	_, err := db.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{TableName: &table,
+		Key: map[string]types.AttributeValue{
+			keydesign.AttrPK: &types.AttributeValueMemberS{Value: m.SID}, keydesign.AttrSK: &types.AttributeValueMemberS{Value: m.AccountSID},
+		},
+		UpdateExpression: aws.String("SET x = :x"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":x": &types.AttributeValueMemberN{Value: strconv.FormatInt(m.DateCreated.Add(time.Duration(days)*day).Unix(), 10)},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
