@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,9 +25,8 @@ import (
 func TestRedactionAndSequenceOutliveTTL(t *testing.T) {
 	ep := testenv.DynamoDBEndpoint(t)
 	db := testenv.DynamoDBClient(t, ep)
-	start := time.Now().UTC().Truncate(time.Millisecond)
-	var offset atomic.Int64
-	now := func() time.Time { return start.Add(time.Duration(offset.Load())) }
+	clk := newFakeClock()
+	start, now := clk.start, clk.Now
 	s := openStore(t, db, store.Config{Now: now}, nil, nil)
 	ctx := context.Background()
 
@@ -45,7 +43,7 @@ func TestRedactionAndSequenceOutliveTTL(t *testing.T) {
 	}
 
 	// 15 days on, both are past the 30 days and TTL removes them.
-	offset.Store(int64(15 * 24 * time.Hour))
+	clk.Set(15 * 24 * time.Hour)
 	for _, m := range []*postflight.Message{redacted, winner} {
 		if _, err := s.Get(ctx, acc, m.SID); !errors.Is(err, postflight.ErrNotFound) {
 			t.Fatalf("past retention: %v", err)
@@ -58,7 +56,7 @@ func TestRedactionAndSequenceOutliveTTL(t *testing.T) {
 		}
 	}
 	// A day later the retention is raised, and old events are replayed.
-	offset.Store(int64(16 * 24 * time.Hour))
+	clk.Set(16 * 24 * time.Hour)
 	if _, err := s.SetRetention(ctx, acc, 400); err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"math"
 	"sort"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,9 +65,8 @@ func sweep(t *testing.T, db *dynamodb.Client, table string, now time.Time) int {
 func TestRaiseKeepsRecordsUntilTheJobReachesThem(t *testing.T) {
 	ep := testenv.DynamoDBEndpoint(t)
 	db := testenv.DynamoDBClient(t, ep)
-	start := time.Now().UTC().Truncate(time.Millisecond)
-	var offset atomic.Int64
-	now := func() time.Time { return start.Add(time.Duration(offset.Load())) }
+	clk := newFakeClock()
+	start, now := clk.start, clk.Now
 	s := openStore(t, db, store.Config{Now: now, DefaultShards: 4,
 		Restamp: store.RestampConfig{Delay: time.Millisecond, Page: 7, Rate: -1}}, nil, nil)
 	table := s.Config().Table
@@ -91,7 +89,7 @@ func TestRaiseKeepsRecordsUntilTheJobReachesThem(t *testing.T) {
 		wantOutcomes(t, write(t, s, m), postflight.Applied)
 	}
 	wantOutcomes(t, write(t, s, past), postflight.Applied)
-	offset.Store(int64(2 * time.Minute)) // past goes past the 30 days
+	clk.Set(2 * time.Minute) // past goes past the 30 days
 	if _, err := s.Get(ctx, acc, past.SID); !errors.Is(err, postflight.ErrNotFound) {
 		t.Fatalf("a record past the retention: %v", err)
 	}
@@ -106,7 +104,7 @@ func TestRaiseKeepsRecordsUntilTheJobReachesThem(t *testing.T) {
 	}
 	// Three hours on, the job has not reached the records yet (Run is not
 	// running), and TTL sweeps what has expired.
-	offset.Store(int64(3 * time.Hour))
+	clk.Set(3 * time.Hour)
 	sweep(t, db, table, now())
 	for _, m := range kept {
 		if _, err := s.Get(ctx, acc, m.SID); err != nil {
@@ -134,7 +132,7 @@ func TestRaiseKeepsRecordsUntilTheJobReachesThem(t *testing.T) {
 	}
 	// 61 days on, every kept record is past the policy: hidden at once,
 	// though on disk until its grace ends.
-	offset.Store(int64(61 * day))
+	clk.Set(61 * day)
 	for _, m := range kept[:12] {
 		if _, err := s.Get(ctx, acc, m.SID); !errors.Is(err, postflight.ErrNotFound) {
 			t.Errorf("a record past the policy, within its grace: %v", err)
@@ -188,9 +186,8 @@ func TestRestampWalksOldestFirstAcrossShards(t *testing.T) {
 func TestRaiseExtendsRecordsWrittenWithoutGrace(t *testing.T) {
 	ep := testenv.DynamoDBEndpoint(t)
 	db := testenv.DynamoDBClient(t, ep)
-	start := time.Now().UTC().Truncate(time.Millisecond)
-	var offset atomic.Int64
-	now := func() time.Time { return start.Add(time.Duration(offset.Load())) }
+	clk := newFakeClock()
+	start, now := clk.start, clk.Now
 	reader := sdkmetric.NewManualReader()
 	s := openStore(t, db, store.Config{Now: now, DefaultShards: 2,
 		Restamp: store.RestampConfig{Delay: time.Millisecond, Rate: -1}}, nil, sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
@@ -212,7 +209,7 @@ func TestRaiseExtendsRecordsWrittenWithoutGrace(t *testing.T) {
 	if _, err := s.SetRetention(ctx, acc, 60); err != nil {
 		t.Fatal(err)
 	}
-	offset.Store(int64(time.Hour)) // near's old x passed half an hour ago; TTL has not swept yet
+	clk.Set(time.Hour) // near's old x passed half an hour ago; TTL has not swept yet
 	runStore(t, s)
 	waitFor(t, 30*time.Second, "the re-stamp job", func() bool { return jobDone(t, s, acc) })
 	for _, m := range []*postflight.Message{near, far} {
@@ -231,21 +228,16 @@ func TestRaiseExtendsRecordsWrittenWithoutGrace(t *testing.T) {
 	}
 }
 
-// gauge returns the value of a float64 gauge (NaN if it is not served).
+// gauge returns the value of a float64 gauge served as one point without
+// attributes (NaN if it is not served).
 func gauge(t *testing.T, reader *sdkmetric.ManualReader, name string) float64 {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if g, ok := m.Data.(metricdata.Gauge[float64]); ok && m.Name == name && len(g.DataPoints) == 1 {
-				return g.DataPoints[0].Value
-			}
+	return gaugePoint(t, reader, name, func(dps []metricdata.DataPoint[float64]) (float64, bool) {
+		if len(dps) != 1 {
+			return 0, false
 		}
-	}
-	return math.NaN()
+		return dps[0].Value, true
+	})
 }
 
 // Lowering the retention and raising it again before the lowering's job
@@ -257,9 +249,8 @@ func gauge(t *testing.T, reader *sdkmetric.ManualReader, name string) float64 {
 func TestLowerThenRaiseKeepsTheLowerPolicysHorizon(t *testing.T) {
 	ep := testenv.DynamoDBEndpoint(t)
 	db := testenv.DynamoDBClient(t, ep)
-	start := time.Now().UTC().Truncate(time.Millisecond)
-	var offset atomic.Int64
-	now := func() time.Time { return start.Add(time.Duration(offset.Load())) }
+	clk := newFakeClock()
+	start, now := clk.start, clk.Now
 	s := openStore(t, db, store.Config{Now: now, DefaultShards: 2,
 		Restamp: store.RestampConfig{Delay: time.Millisecond, Rate: -1}}, nil, nil)
 	table := s.Config().Table
@@ -271,7 +262,7 @@ func TestLowerThenRaiseKeepsTheLowerPolicysHorizon(t *testing.T) {
 	if _, err := s.SetRetention(ctx, acc, 10); err != nil {
 		t.Fatal(err)
 	}
-	offset.Store(int64(time.Minute))
+	clk.Set(time.Minute)
 	raised := now()
 	if _, err := s.SetRetention(ctx, acc, 400); err != nil {
 		t.Fatal(err)
@@ -279,7 +270,7 @@ func TestLowerThenRaiseKeepsTheLowerPolicysHorizon(t *testing.T) {
 	if _, err := s.Get(ctx, acc, old.SID); !errors.Is(err, postflight.ErrNotFound) {
 		t.Errorf("a record past the lowered policy reappeared after the raise: %v", err)
 	}
-	offset.Store(int64(2 * time.Minute)) // the job is due
+	clk.Set(2 * time.Minute) // the job is due
 	runStore(t, s)
 	waitFor(t, 30*time.Second, "the re-stamp job", func() bool { return jobDone(t, s, acc) })
 	if x, want := numAttr(t, rawItem(t, db, table, acc, old.SID), "x"), raised.Add(store.TTLGrace).Unix(); x != want {
@@ -306,9 +297,8 @@ func TestStalledJobShows(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = px.Close() })
-	start := time.Now().UTC().Truncate(time.Millisecond)
-	var offset atomic.Int64
-	now := func() time.Time { return start.Add(time.Duration(offset.Load())) }
+	clk := newFakeClock()
+	start, now := clk.start, clk.Now
 	reader := sdkmetric.NewManualReader()
 	s := openStore(t, testenv.DynamoDBClient(t, px.URL()), store.Config{Now: now,
 		Restamp: store.RestampConfig{Delay: time.Millisecond, Rate: -1, Poll: 100 * time.Millisecond}},
@@ -327,10 +317,10 @@ func TestStalledJobShows(t *testing.T) {
 	px.Inject(faultproxy.Fault{Kind: faultproxy.InternalError, Ops: []string{"BatchExecuteStatement"}})
 	t.Cleanup(px.Heal)
 	runStore(t, s)
-	offset.Store(int64(time.Minute)) // the job is due (the store's clock)
+	clk.Set(time.Minute) // the job is due (the store's clock)
 	waitFor(t, 30*time.Second, "a failed re-stamp page", func() bool { return px.Faulted(faultproxy.InternalError) > 0 })
 
-	offset.Store(int64(2 * time.Hour))
+	clk.Set(2 * time.Hour)
 	if st := gaugeOf(t, reader, "postflight.store.retention.stalled", acc); !(st >= (2*time.Hour).Seconds()-60) {
 		t.Errorf("stalled %v s two hours after the job became due, want about 7200", st)
 	}
@@ -351,6 +341,21 @@ func TestStalledJobShows(t *testing.T) {
 // there is none).
 func gaugeOf(t *testing.T, reader *sdkmetric.ManualReader, name, account string) float64 {
 	t.Helper()
+	return gaugePoint(t, reader, name, func(dps []metricdata.DataPoint[float64]) (float64, bool) {
+		for _, dp := range dps {
+			if v, ok := dp.Attributes.Value("account"); ok && v.AsString() == account {
+				return dp.Value, true
+			}
+		}
+		return 0, false
+	})
+}
+
+// gaugePoint collects reader and returns the value pick finds among the
+// points of the float64 gauge name (NaN if it is not served or pick finds
+// none).
+func gaugePoint(t *testing.T, reader *sdkmetric.ManualReader, name string, pick func([]metricdata.DataPoint[float64]) (float64, bool)) float64 {
+	t.Helper()
 	var rm metricdata.ResourceMetrics
 	if err := reader.Collect(context.Background(), &rm); err != nil {
 		t.Fatal(err)
@@ -358,10 +363,8 @@ func gaugeOf(t *testing.T, reader *sdkmetric.ManualReader, name, account string)
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
 			if g, ok := m.Data.(metricdata.Gauge[float64]); ok && m.Name == name {
-				for _, dp := range g.DataPoints {
-					if v, ok := dp.Attributes.Value("account"); ok && v.AsString() == account {
-						return dp.Value
-					}
+				if v, ok := pick(g.DataPoints); ok {
+					return v
 				}
 			}
 		}
@@ -377,9 +380,8 @@ func gaugeOf(t *testing.T, reader *sdkmetric.ManualReader, name, account string)
 func TestSmallLoweringOfPreGraceRecordsIsNotLate(t *testing.T) {
 	ep := testenv.DynamoDBEndpoint(t)
 	db := testenv.DynamoDBClient(t, ep)
-	start := time.Now().UTC().Truncate(time.Millisecond)
-	var offset atomic.Int64
-	now := func() time.Time { return start.Add(time.Duration(offset.Load())) }
+	clk := newFakeClock()
+	start, now := clk.start, clk.Now
 	reader := sdkmetric.NewManualReader()
 	s := openStore(t, db, store.Config{Now: now,
 		Restamp: store.RestampConfig{Delay: time.Millisecond, Rate: -1}}, nil, sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
@@ -395,7 +397,7 @@ func TestSmallLoweringOfPreGraceRecordsIsNotLate(t *testing.T) {
 	if _, err := s.SetRetention(ctx, acc, 29); err != nil {
 		t.Fatal(err)
 	}
-	offset.Store(int64(time.Hour)) // its old x passed 50 minutes ago; TTL has not swept it
+	clk.Set(time.Hour) // its old x passed 50 minutes ago; TTL has not swept it
 	runStore(t, s)
 	waitFor(t, 30*time.Second, "the re-stamp job", func() bool { return jobDone(t, s, acc) })
 	if n := counter(t, reader, "postflight.store.retention.late"); n != 0 {

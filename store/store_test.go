@@ -14,6 +14,7 @@ import (
 	mrand "math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -409,3 +410,18 @@ func TestRetentionHidesOldRecordsAtOnce(t *testing.T) {
 		t.Fatal("retention 0 accepted")
 	}
 }
+
+// fakeClock is a store clock (Config.Now) that stands at start, to the
+// millisecond, until the test moves it.
+type fakeClock struct {
+	start  time.Time
+	offset atomic.Int64
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{start: time.Now().UTC().Truncate(time.Millisecond)} }
+
+// Now is start plus the last Set.
+func (c *fakeClock) Now() time.Time { return c.start.Add(time.Duration(c.offset.Load())) }
+
+// Set moves the clock to start + d.
+func (c *fakeClock) Set(d time.Duration) { c.offset.Store(int64(d)) }
