@@ -16,11 +16,7 @@ import (
 func proxiedStore(t *testing.T) (*store.Store, *faultproxy.Proxy) {
 	t.Helper()
 	ep := testenv.DynamoDBEndpoint(t)
-	px, err := faultproxy.Start(ep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = px.Close() })
+	px := startProxy(t, ep)
 	s := openStore(t, testenv.DynamoDBClient(t, px.URL()), store.Config{AttemptTimeout: testenv.AttemptTimeout}, nil, nil)
 	return s, px
 }

@@ -18,11 +18,7 @@ import (
 func TestAttemptDeadline(t *testing.T) {
 	t.Parallel()
 	ep := testenv.DynamoDBEndpoint(t)
-	px, err := faultproxy.Start(ep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = px.Close() })
+	px := startProxy(t, ep)
 	table := testenv.TableName(t)
 	direct := openStore(t, testenv.DynamoDBClient(t, ep), store.Config{Table: table, AttemptTimeout: testenv.AttemptTimeout}, nil, nil)
 	const attempt = 300 * time.Millisecond

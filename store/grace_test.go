@@ -292,11 +292,7 @@ func TestLowerThenRaiseKeepsTheLowerPolicysHorizon(t *testing.T) {
 // for a job that was failing, and a job nobody ran raised nothing at all.
 func TestStalledJobShows(t *testing.T) {
 	ep := testenv.DynamoDBEndpoint(t)
-	px, err := faultproxy.Start(ep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = px.Close() })
+	px := startProxy(t, ep)
 	clk := newFakeClock()
 	start, now := clk.start, clk.Now
 	reader := sdkmetric.NewManualReader()

@@ -302,11 +302,7 @@ func TestReloadDoesNotUndoANewerChange(t *testing.T) {
 // silently, and the next owner waited a whole lease (issue 17).
 func TestRetentionStopReleasesLeaseAfterLostCheckpoint(t *testing.T) {
 	ep := testenv.DynamoDBEndpoint(t)
-	px, err := faultproxy.Start(ep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = px.Close() })
+	px := startProxy(t, ep)
 	db := testenv.DynamoDBClient(t, ep)
 	table := testenv.TableName(t)
 	a := openStore(t, testenv.DynamoDBClient(t, px.URL()), store.Config{Table: table,

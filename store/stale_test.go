@@ -23,11 +23,7 @@ import (
 func TestStaleConfigStopsWrites(t *testing.T) {
 	t.Parallel()
 	ep := testenv.DynamoDBEndpoint(t)
-	px, err := faultproxy.Start(ep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = px.Close() })
+	px := startProxy(t, ep)
 	// Long enough that a reload through the proxy on a busy machine
 	// finishes well within it.
 	const refresh = 3 * time.Second

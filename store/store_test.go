@@ -20,6 +20,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/postflight/postflight"
+	"github.com/postflight/postflight/internal/faultproxy"
 	"github.com/postflight/postflight/internal/testenv"
 	"github.com/postflight/postflight/keydesign"
 	"github.com/postflight/postflight/store"
@@ -425,3 +426,14 @@ func (c *fakeClock) Now() time.Time { return c.start.Add(time.Duration(c.offset.
 
 // Set moves the clock to start + d.
 func (c *fakeClock) Set(d time.Duration) { c.offset.Store(int64(d)) }
+
+// startProxy starts a fault proxy in front of ep, closed when the test ends.
+func startProxy(t *testing.T, ep string) *faultproxy.Proxy {
+	t.Helper()
+	px, err := faultproxy.Start(ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = px.Close() })
+	return px
+}
