@@ -1,13 +1,11 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,24 +14,6 @@ import (
 
 	"github.com/postflight/postflight/internal/testenv"
 )
-
-// syncBuffer is a log sink safe for the dlq goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) lines() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Split(strings.TrimSpace(s.b.String()), "\n")
-}
 
 // TestDeadLetterFloodLogsASummary: a poison flood of 2,000 records written
 // to a real dead-letter topic (kfake) logs the first record at once and the
@@ -50,7 +30,7 @@ func TestDeadLetterFloodLogsASummary(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { prod.Close() })
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	log := slog.New(slog.NewJSONHandler(&out, nil))
 	count, _ := noop.NewMeterProvider().Meter("t").Int64Counter("c")
 	d := newDLQ("events.dlq", 1_000_000, prod, log, count)
@@ -73,7 +53,7 @@ func TestDeadLetterFloodLogsASummary(t *testing.T) {
 	cancel()
 	<-d.done // run flushes the last summary as it stops
 
-	lines := out.lines()
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) > 5 {
 		t.Fatalf("%d log lines for %d dead letters, want a summary (first: %s)", len(lines), n, lines[0])
 	}

@@ -6,7 +6,6 @@ package ingest_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/postflight/postflight/ingest"
+	"github.com/postflight/postflight/internal/testenv"
 	"github.com/postflight/postflight/store"
 )
 
@@ -91,7 +90,7 @@ type child struct {
 	name   string
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	stderr *syncBuffer
+	stderr *testenv.SyncBuffer
 	exited chan struct{}
 	err    error // cmd.Wait's; read after exited
 }
@@ -110,7 +109,7 @@ func (r *rig) startChildWith(name string, cc childConfig) *child {
 	cfg, _ := json.Marshal(cc)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+string(cfg))
-	c := &child{name: name, cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	c := &child{name: name, cmd: cmd, stderr: &testenv.SyncBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = c.stderr
 	var err error
 	if c.stdin, err = cmd.StdinPipe(); err != nil {
@@ -181,24 +180,6 @@ func (c *child) stop() error {
 		return fmt.Errorf("%w; stderr:\n%s", c.err, c.stderr.String())
 	}
 	return nil
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // TestConsumerKilledMidStream (issue 4, test 2): a consumer process is killed

@@ -7,7 +7,6 @@ package store
 // runs the real thing against DynamoDB Local.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -59,28 +58,11 @@ func (f *fakeShards) took() []string {
 	return out
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type hotHarness struct {
 	h      *hotAccounts
 	fake   *fakeShards
 	reader *sdkmetric.ManualReader
-	log    *syncBuffer
+	log    *testenv.SyncBuffer
 }
 
 func newHotHarness(t testing.TB, cfg Config) *hotHarness {
@@ -90,7 +72,7 @@ func newHotHarness(t testing.TB, cfg Config) *hotHarness {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	buf := &syncBuffer{}
+	buf := &testenv.SyncBuffer{}
 	reader := sdkmetric.NewManualReader()
 	s := &Store{cfg: cfg, log: slog.New(slog.NewTextHandler(buf, nil))}
 	h, err := newHotAccounts(s, sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test"))
@@ -365,8 +347,8 @@ func TestHotAccountRaisedOnDynamoDB(t *testing.T) {
 	clock := time.Now().UTC().Truncate(time.Millisecond)
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
 	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
-	open := func() (*Store, *syncBuffer) {
-		buf := &syncBuffer{}
+	open := func() (*Store, *testenv.SyncBuffer) {
+		buf := &testenv.SyncBuffer{}
 		s, err := New(db, Config{Table: table, Now: now, HotFleetScale: func() float64 { return 2 }, AttemptTimeout: testenv.AttemptTimeout},
 			slog.New(slog.NewTextHandler(buf, nil)), nil)
 		if err != nil {
@@ -492,7 +474,7 @@ func TestHotAccountRaisedByWrites(t *testing.T) {
 	clock := time.Now().UTC().Truncate(time.Millisecond)
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
 	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
-	buf := &syncBuffer{}
+	buf := &testenv.SyncBuffer{}
 	s, err := New(db, Config{Table: testenv.TableName(t), Now: now, HotShardUnits: 5, AttemptTimeout: testenv.AttemptTimeout},
 		slog.New(slog.NewTextHandler(buf, nil)), nil)
 	if err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"net/http"
@@ -9,12 +8,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/postflight/postflight"
 	"github.com/postflight/postflight/ingest"
+	"github.com/postflight/postflight/internal/testenv"
 )
 
 // TestDev runs what `make run` runs (postflight dev) on ports of its own,
@@ -31,7 +30,7 @@ func TestDev(t *testing.T) {
 			kafkaPort, ddbAddr, listen := freeTCPPort(t), "127.0.0.1:"+strconv.Itoa(freeTCPPort(t)), "127.0.0.1:"+strconv.Itoa(freeTCPPort(t))
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			var stdout, stderr syncBuffer
+			var stdout, stderr testenv.SyncBuffer
 			t.Cleanup(func() {
 				if t.Failed() {
 					t.Logf("dev's output:\n%s\n%s", stdout.String(), stderr.String())
@@ -100,22 +99,4 @@ func freeTCPPort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
