@@ -191,7 +191,7 @@ func (r *rig) apacheWaitMembers(n int) {
 	r.t.Helper()
 	cl := r.adminClient()
 	defer cl.Close()
-	eventually(r.t, 2*time.Minute, fmt.Sprintf("group %s stable with %d members", r.group, n), func() string {
+	testenv.Eventually(r.t, 2*time.Minute, fmt.Sprintf("group %s stable with %d members", r.group, n), func() string {
 		ctx, cancel := context.WithTimeout(r.t.Context(), 10*time.Second)
 		defer cancel()
 		req := kmsg.NewPtrDescribeGroupsRequest()

@@ -220,7 +220,7 @@ func TestBrokerKilledAndRestartedOnItsLog(t *testing.T) {
 	} else {
 		doneAtReturn = d
 	}
-	eventually(t, 2*time.Minute, "ingest to commit again after the broker's return", func() string {
+	testenv.Eventually(t, 2*time.Minute, "ingest to commit again after the broker's return", func() string {
 		if d, _ := r.committed(); d <= doneAtReturn {
 			return fmt.Sprintf("%d committed", d)
 		}
@@ -287,7 +287,7 @@ func TestConsumerFencedAfterSessionTimeout(t *testing.T) {
 	}
 	t.Logf("froze consumer-1 at %d of %d records committed", atStop, total)
 	second := r.startChildWith("consumer-2", slow)
-	eventually(t, 2*time.Minute, "consumer-2 to take over and commit", func() string {
+	testenv.Eventually(t, 2*time.Minute, "consumer-2 to take over and commit", func() string {
 		if d, _ := r.committed(); d < atStop+int64(len(recs))/10 {
 			return fmt.Sprintf("%d committed", d)
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/postflight/postflight/internal/faultproxy"
+	"github.com/postflight/postflight/internal/testenv"
 )
 
 // TestClientFaultCostsOneDeadLetter (issue 11, item 6): DynamoDB answering
@@ -64,7 +65,7 @@ func TestAccessDeniedPausesLoudly(t *testing.T) {
 	px.Inject(faultproxy.Fault{Kind: faultproxy.AccessDenied, Ops: []string{"BatchExecuteStatement"}})
 	c := r.startConsumer("c1", consumerOpts{endpoint: px.URL()})
 	r.produce(records(t, evs), nil)
-	eventually(t, time.Minute, "readiness to fail naming access", func() string {
+	testenv.Eventually(t, time.Minute, "readiness to fail naming access", func() string {
 		if err := c.svc.Ready(t.Context()); err == nil || !strings.Contains(err.Error(), "AccessDenied") {
 			return fmt.Sprintf("Ready() = %v; %d requests denied", err, px.Faulted(faultproxy.AccessDenied))
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/postflight/postflight"
 	"github.com/postflight/postflight/ingest"
+	"github.com/postflight/postflight/internal/testenv"
 )
 
 // poison is one bad record and the words its dead-letter reason must hold.
@@ -163,7 +164,7 @@ func TestDeadLetterTopicDownStopsProgress(t *testing.T) {
 
 	// Every good record is stored, those after the poison included, and
 	// the dead-letter write has been refused.
-	eventually(t, time.Minute, "the good records to be stored", func() string {
+	testenv.Eventually(t, time.Minute, "the good records to be stored", func() string {
 		missing := 0
 		for _, m := range msgs {
 			if m.want == nil {
@@ -189,7 +190,7 @@ func TestDeadLetterTopicDownStopsProgress(t *testing.T) {
 	canary := record(t, newEvent(randomSID("AC"), randomSID("SM"), 1, postflight.StatusDelivered, time.Now().UTC().Add(-time.Minute).Truncate(time.Millisecond)), ingest.SchemaIDv2)
 	canary.Partition = 1
 	r.produce([]*sarama.ProducerMessage{canary}, sarama.NewManualPartitioner)
-	eventually(t, time.Minute, "the canary on partition 1 to be committed", func() string {
+	testenv.Eventually(t, time.Minute, "the canary on partition 1 to be committed", func() string {
 		if c := r.commitOf(1); c <= canary.Offset {
 			return fmt.Sprintf("partition 1 committed at %d, canary at %d", c, canary.Offset)
 		}

@@ -48,7 +48,7 @@ func TestDynamoDBStoppedMidStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.produce(recs[third:], nil)
-	eventually(t, 30*time.Second, "the breaker to open", func() string {
+	testenv.Eventually(t, 30*time.Second, "the breaker to open", func() string {
 		if st := c.svc.BreakerState(); st != gobreaker.StateOpen {
 			return st.String()
 		}
@@ -65,7 +65,7 @@ func TestDynamoDBStoppedMidStream(t *testing.T) {
 		time.Since(stopped).Round(100*time.Millisecond), doneDuringOutage, total)
 
 	r.waitCommitted(2 * time.Minute)
-	eventually(t, 30*time.Second, "the breaker to close", func() string {
+	testenv.Eventually(t, 30*time.Second, "the breaker to close", func() string {
 		if st := c.svc.BreakerState(); st != gobreaker.StateClosed {
 			return st.String()
 		}
@@ -131,14 +131,14 @@ func TestThrottlingAndServerErrors(t *testing.T) {
 
 	// 1. A throttling burst: the limit drops.
 	px.Inject(faultproxy.Fault{Kind: faultproxy.Throttle, For: time.Second, Ops: []string{"BatchExecuteStatement"}})
-	eventually(t, 30*time.Second, "the concurrency limit to drop after a throttling burst", func() string {
+	testenv.Eventually(t, 30*time.Second, "the concurrency limit to drop after a throttling burst", func() string {
 		if l := c.svc.Concurrency(); l >= start {
 			return fmt.Sprintf("limit %.2f, started at %.2f; %d requests throttled", l, start, px.Faulted(faultproxy.Throttle))
 		}
 		return ""
 	})
 	t.Logf("after a throttling burst: limit %.2f (started at %.2f), %d requests throttled", c.svc.Concurrency(), start, px.Faulted(faultproxy.Throttle))
-	eventually(t, 30*time.Second, "the burst to end", func() string {
+	testenv.Eventually(t, 30*time.Second, "the burst to end", func() string {
 		if px.Active() {
 			return "still throttling"
 		}
@@ -168,7 +168,7 @@ func TestThrottlingAndServerErrors(t *testing.T) {
 	for _, k := range []faultproxy.Kind{faultproxy.InternalError, faultproxy.Unavailable, faultproxy.Drop} {
 		opened := len(r.logs.find("dynamodb circuit breaker", "c1"))
 		px.Inject(faultproxy.Fault{Kind: k})
-		eventually(t, 30*time.Second, "the breaker to open on "+k.String(), func() string {
+		testenv.Eventually(t, 30*time.Second, "the breaker to open on "+k.String(), func() string {
 			if st := c.svc.BreakerState(); st != gobreaker.StateOpen {
 				return fmt.Sprintf("%s, %d requests faulted", st, px.Faulted(k))
 			}
@@ -178,7 +178,7 @@ func TestThrottlingAndServerErrors(t *testing.T) {
 			t.Errorf("%s: Ready reports nil while the breaker is open", k)
 		}
 		px.Heal()
-		eventually(t, 30*time.Second, "the breaker to close after "+k.String(), func() string {
+		testenv.Eventually(t, 30*time.Second, "the breaker to close after "+k.String(), func() string {
 			if st := c.svc.BreakerState(); st != gobreaker.StateClosed {
 				return st.String()
 			}

@@ -588,32 +588,13 @@ func (r *rig) waitMembers(n int) {
 // dead-lettered.
 func (r *rig) waitCommitted(timeout time.Duration) {
 	r.t.Helper()
-	eventually(r.t, timeout, "the group to commit every record", func() string {
+	testenv.Eventually(r.t, timeout, "the group to commit every record", func() string {
 		done, total := r.committed()
 		if done == total {
 			return ""
 		}
 		return fmt.Sprintf("%d of %d records committed", done, total)
 	})
-}
-
-// eventually polls cond every 20ms until it returns "" (done) or timeout
-// passes, then fails with cond's last word.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		state := cond()
-		if state == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %s", timeout, what, state)
-		}
-		<-tick.C
-	}
 }
 
 // within is eventually that reports a timeout with t.Errorf and returns

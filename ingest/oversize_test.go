@@ -18,6 +18,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/postflight/postflight/ingest"
+	"github.com/postflight/postflight/internal/testenv"
 )
 
 func TestOversizedDeadLetterDoesNotStopIngest(t *testing.T) {
@@ -56,7 +57,7 @@ func TestOversizedDeadLetterDoesNotStopIngest(t *testing.T) {
 			recs = append(recs[:mid], append([]*sarama.ProducerMessage{bad}, recs[mid:]...)...)
 			bigRecords(t, r.brokers, recs)
 
-			eventually(t, 2*time.Minute, "the group to commit past the oversized poison", func() string {
+			testenv.Eventually(t, 2*time.Minute, "the group to commit past the oversized poison", func() string {
 				done, total, err := groupProgress(r.brokers, r.group, r.topic)
 				switch {
 				case err != nil:

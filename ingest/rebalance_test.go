@@ -16,6 +16,7 @@ import (
 	"github.com/postflight/postflight"
 	"github.com/postflight/postflight/ingest"
 	"github.com/postflight/postflight/internal/faultproxy"
+	"github.com/postflight/postflight/internal/testenv"
 )
 
 // TestShuffledDuplicatedCrossProducerEvents (issue 4, test 4): events are
@@ -130,7 +131,7 @@ func TestConsumersLeaveAndJoinMidStream(t *testing.T) {
 // waitCommittedAtLeast waits until the group has committed n records.
 func waitCommittedAtLeast(t *testing.T, r *rig, n int64) {
 	t.Helper()
-	eventually(t, time.Minute, fmt.Sprintf("%d records committed", n), func() string {
+	testenv.Eventually(t, time.Minute, fmt.Sprintf("%d records committed", n), func() string {
 		if done, total := r.committed(); done < n {
 			return fmt.Sprintf("%d of %d committed", done, total)
 		}
@@ -141,7 +142,7 @@ func waitCommittedAtLeast(t *testing.T, r *rig, n int64) {
 // waitWrites waits until consumer c has written n batches.
 func waitWrites(t *testing.T, c *consumer, n int64) {
 	t.Helper()
-	eventually(t, time.Minute, fmt.Sprintf("%s to write %d batches", c.name, n), func() string {
+	testenv.Eventually(t, time.Minute, fmt.Sprintf("%s to write %d batches", c.name, n), func() string {
 		if got := c.w.batches.Load(); got < n {
 			return fmt.Sprintf("%d batches", got)
 		}

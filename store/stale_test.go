@@ -44,7 +44,7 @@ func TestStaleConfigStopsWrites(t *testing.T) {
 	px.Inject(faultproxy.Fault{Kind: faultproxy.InternalError, Ops: []string{"Query"}})
 	failedFrom := time.Now()
 	var res []postflight.WriteResult
-	eventually(t, time.Minute, "writes to stop on stale configuration", func() string {
+	testenv.Eventually(t, time.Minute, "writes to stop on stale configuration", func() string {
 		m = withSeq(m, m.Sequence+1, postflight.StatusRead)
 		res = write(t, s, m)
 		if res[0].Outcome != postflight.Misconfigured || !errors.Is(res[0].Err, postflight.ErrStaleConfig) {
@@ -59,29 +59,11 @@ func TestStaleConfigStopsWrites(t *testing.T) {
 	t.Logf("stopped: %v", res[0].Err)
 
 	px.Heal()
-	eventually(t, time.Minute, "writes to resume after a reload", func() string {
+	testenv.Eventually(t, time.Minute, "writes to resume after a reload", func() string {
 		m = withSeq(m, m.Sequence+1, postflight.StatusRead)
 		if res = write(t, s, m); res[0].Outcome != postflight.Applied {
 			return fmt.Sprintf("write %v (%v)", res[0].Outcome, res[0].Err)
 		}
 		return ""
 	})
-}
-
-// eventually polls cond every 20ms until it returns "" or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		state := cond()
-		if state == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %s", timeout, what, state)
-		}
-		<-tick.C
-	}
 }

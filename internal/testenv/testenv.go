@@ -102,3 +102,22 @@ func fetch(ctx context.Context, t testing.TB) (string, error) {
 func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), nil))
 }
+
+// Eventually polls cond every 20ms until it returns "" (done) or timeout
+// passes, then fails the test with cond's last word.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		state := cond()
+		if state == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s: %s", timeout, what, state)
+		}
+		<-tick.C
+	}
+}
