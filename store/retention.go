@@ -317,14 +317,10 @@ func (r *restamper) look(ctx context.Context) {
 }
 
 // progressed records a checkpoint of this process that moved account's
-// job on (at), or with at zero that the job is done.
+// job on at at.
 func (r *restamper) progressed(account string, at time.Time) {
 	r.seenMu.Lock()
 	defer r.seenMu.Unlock()
-	if at.IsZero() {
-		delete(r.seen, account)
-		return
-	}
 	if j, ok := r.seen[account]; ok {
 		j.progress = at
 		r.seen[account] = j
@@ -521,7 +517,9 @@ func (r *restamper) runJob(ctx context.Context, p pending) (err error) {
 	if err := r.finish(ctx, p); err != nil {
 		return err
 	}
-	r.progressed(p.account, time.Time{})
+	r.seenMu.Lock()
+	delete(r.seen, p.account) // done: nothing left to stall
+	r.seenMu.Unlock()
 	r.jobs.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "done")))
 	log.Info("retention re-stamp done", "restamped", j.Done, "took", time.Since(start).Round(time.Millisecond))
 	return nil
